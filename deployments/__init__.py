@@ -1,0 +1,1 @@
+"""Deployment helpers: work pool and block setup for prefect.yaml."""

@@ -1,0 +1,1 @@
+"""Prefect flows: trading, order placement, snapshots and reports."""

@@ -1,0 +1,1 @@
+"""Execution: intents become orders; fills are confirmed, recorded and reconciled."""

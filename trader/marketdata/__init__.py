@@ -1,0 +1,1 @@
+"""Market data: loading recorded candles/ticks and turning them into trade events."""

@@ -1,0 +1,1 @@
+"""Reporting: metrics, charts, HTML/e-mail reports and failure alerts."""

@@ -1,0 +1,1 @@
+"""Upbit exchange simulator: same REST/WebSocket protocol, matching against replayed data."""

@@ -1,0 +1,1 @@
+"""Strategy engine: declared rules composed into one pure on_tick engine."""

@@ -1,0 +1,1 @@
+"""Upbit exchange adapter: auth, REST, WebSocket, trading rules."""
