@@ -1,0 +1,58 @@
+"""The exchange interface the execution layer talks to (Upbit REST, the simulator, or in-process).
+
+`trader.upbit.rest.UpbitRestClient` implements it over HTTP with the official SDK; a backtest
+may implement it in-process. Results are domain types with `Decimal` numbers; failures are the
+typed errors of `trader.upbit.errors`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from trader.domain import OrderSnapshot, OrdType, Side
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """One `/v1/accounts` row."""
+
+    currency: str
+    balance: Decimal
+    locked: Decimal
+    avg_buy_price: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.balance + self.locked
+
+
+class ExchangeClient(Protocol):
+    """What execution needs from an exchange. All calls are async and never block the loop."""
+
+    async def accounts(self) -> dict[str, Balance]: ...
+
+    async def create_order(
+        self,
+        market: str,
+        side: Side,
+        ord_type: OrdType,
+        *,
+        identifier: str,
+        price: Decimal | None = None,
+        volume: Decimal | None = None,
+        time_in_force: str | None = None,
+    ) -> OrderSnapshot: ...
+
+    async def get_order(self, *, uuid: str | None = None, identifier: str | None = None) -> OrderSnapshot:
+        """The order with its `trades` (fills)."""
+        ...
+
+    async def cancel_order(self, *, uuid: str | None = None, identifier: str | None = None) -> OrderSnapshot: ...
+
+    async def open_orders(self, market: str | None = None) -> list[OrderSnapshot]: ...
+
+    async def closed_orders(self, market: str | None = None, *, limit: int = 100) -> list[OrderSnapshot]: ...
+
+    async def close(self) -> None: ...
