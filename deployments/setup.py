@@ -1,0 +1,194 @@
+"""`python -m deployments.setup`: prepare a Prefect server for the autotrader (idempotent).
+
+Creates or refreshes, in order:
+1. the process work pool (`autotrader-local`) the worker polls;
+2. the Prefect Variable `autotrader_dir` = this checkout's absolute path, which `prefect.yaml`'s
+   pull step reads (`set_working_directory`), so the flows run from the checkout wherever the
+   worker was started;
+3. the `autotrader-smtp` EmailServerCredentials block, from the TRADER_SMTP_* settings;
+4. the `upbit-access-key` / `upbit-secret-key` Secret blocks, from UPBIT_ACCESS_KEY /
+   UPBIT_SECRET_KEY when set (never printed);
+5. `prefect deploy --all` from `prefect.yaml` (skip with --no-deploy);
+6. two automations: *zombie flow runs* (a run whose heartbeats stop is marked Crashed, as when
+   its worker is killed) and *crash alert* (any Crashed run of trading/report/snapshot starts the
+   `notify-failure` deployment, which mails the alert). Hooks cover failures the process sees;
+   the automations cover the ones nobody in the process lives to see.
+
+Running it again replaces everything with the same names; nothing accumulates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from datetime import timedelta
+
+from deployments.env import PROJECT_DIR
+
+WORK_POOL = "autotrader-local"
+DIR_VARIABLE = "autotrader_dir"
+SMTP_BLOCK = "autotrader-smtp"
+ACCESS_KEY_BLOCK = "upbit-access-key"
+SECRET_KEY_BLOCK = "upbit-secret-key"
+NOTIFY_DEPLOYMENT = "notify-failure/notify-failure"
+WATCHED_FLOWS = ("trading", "report", "snapshot")
+ZOMBIE_AUTOMATION = "autotrader: mark zombie flow runs crashed"
+CRASH_AUTOMATION = "autotrader: mail an alert when a run crashes"
+# flows send a heartbeat every PREFECT_FLOWS_HEARTBEAT_FREQUENCY s (prefect.yaml sets 30);
+# three missed beats mean the process is gone
+ZOMBIE_AFTER = timedelta(seconds=90)
+
+
+def ensure_work_pool(name: str = WORK_POOL) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.workers.process import ProcessWorker
+
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(
+            WorkPoolCreate(
+                name=name,
+                type="process",
+                base_job_template=ProcessWorker.get_default_base_job_template(),
+                description="Runs the autotrader flows from the local checkout",
+            ),
+            overwrite=True,
+        )
+    print(f"work pool      {name} (process)")
+
+
+def ensure_dir_variable() -> None:
+    from prefect.variables import Variable
+
+    Variable.set(DIR_VARIABLE, str(PROJECT_DIR), overwrite=True)
+    print(f"variable       {DIR_VARIABLE} = {PROJECT_DIR}")
+
+
+def ensure_blocks() -> None:
+    from prefect.blocks.system import Secret
+    from tasks.email import make_email_credentials
+
+    from trader.config import load_settings
+
+    settings = load_settings()
+    make_email_credentials(settings).save(SMTP_BLOCK, overwrite=True)
+    print(f"block          email-server-credentials/{SMTP_BLOCK} ({settings.describe()['smtp']})")
+    for env_name, block in (("UPBIT_ACCESS_KEY", ACCESS_KEY_BLOCK), ("UPBIT_SECRET_KEY", SECRET_KEY_BLOCK)):
+        value = os.environ.get(env_name)
+        if value:
+            Secret(value=value).save(block, overwrite=True)
+            print(f"block          secret/{block} (set from {env_name})")
+        else:
+            print(f"block          secret/{block} skipped ({env_name} not set; paper trading only)")
+
+
+def deploy_all() -> None:
+    """`prefect deploy --all` from the checkout (prefect.yaml lives at its root)."""
+    cmd = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"]
+    subprocess.run(cmd, cwd=PROJECT_DIR, check=True)
+
+
+def _replace_automation(client, automation) -> None:
+    for old in client.read_automations_by_name(automation.name):
+        client.delete_automation(old.id)
+    client.create_automation(automation)
+    print(f"automation     {automation.name}")
+
+
+def ensure_automations() -> bool:
+    """Create both automations; False when `notify-failure` is not deployed yet."""
+    from prefect import get_client
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState, RunDeployment
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            notify = client.read_deployment_by_name(NOTIFY_DEPLOYMENT)
+        except ObjectNotFound:
+            print(
+                f"automation     skipped: {NOTIFY_DEPLOYMENT} is not deployed (run `prefect deploy --all`)"
+            )
+            return False
+        _replace_automation(
+            client,
+            AutomationCore(
+                name=ZOMBIE_AUTOMATION,
+                description="No heartbeat for 90 s and no final state: the process died.",
+                trigger=EventTrigger(
+                    after={"prefect.flow-run.heartbeat"},
+                    expect={
+                        "prefect.flow-run.heartbeat",
+                        "prefect.flow-run.Completed",
+                        "prefect.flow-run.Failed",
+                        "prefect.flow-run.Cancelled",
+                        "prefect.flow-run.Crashed",
+                    },
+                    match={"prefect.resource.id": ["prefect.flow-run.*"]},
+                    for_each={"prefect.resource.id"},
+                    posture=Posture.Proactive,
+                    threshold=1,
+                    within=ZOMBIE_AFTER,
+                ),
+                actions=[
+                    ChangeFlowRunState(
+                        state=StateType.CRASHED,
+                        message="No heartbeat for 90 s: the flow run's process is gone.",
+                    )
+                ],
+            ),
+        )
+        _replace_automation(
+            client,
+            AutomationCore(
+                name=CRASH_AUTOMATION,
+                description="A Crashed run (killed worker, OOM, lost machine) mails an alert.",
+                trigger=EventTrigger(
+                    expect={"prefect.flow-run.Crashed"},
+                    match={"prefect.resource.id": ["prefect.flow-run.*"]},
+                    match_related={
+                        "prefect.resource.role": "flow",
+                        "prefect.resource.name": list(WATCHED_FLOWS),
+                    },
+                    posture=Posture.Reactive,
+                    threshold=1,
+                    within=timedelta(0),
+                ),
+                actions=[
+                    RunDeployment(
+                        source="selected",
+                        deployment_id=notify.id,
+                        parameters={
+                            "flow_run_id": "{{ flow_run.id }}",
+                            "flow_name": "{{ flow.name }}",
+                            "state": "{{ flow_run.state.name }}",
+                            "message": "{{ flow_run.state.message }}",
+                        },
+                    )
+                ],
+            ),
+        )
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deployments.setup", description=__doc__.split("\n")[0])
+    parser.add_argument("--no-deploy", action="store_true", help="do not run `prefect deploy --all`")
+    args = parser.parse_args(argv)
+    from prefect.settings import PREFECT_API_URL
+
+    print(f"Prefect API    {PREFECT_API_URL.value() or '(ephemeral)'}")
+    ensure_work_pool()
+    ensure_dir_variable()
+    ensure_blocks()
+    if not args.no_deploy:
+        deploy_all()
+    ensure_automations()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

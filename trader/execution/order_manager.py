@@ -1,0 +1,805 @@
+"""OrderManager: an intent becomes an order; its fills are followed, recorded, then booked.
+
+Rules this module enforces (see DESIGN.md):
+- every order carries `identifier` derived from the intent (attempt 0) or from the intent plus
+  an attempt number (re-price / fallback orders), recorded with `repo.record_order` BEFORE the
+  request goes out, so a retry or a restart can never double it;
+- `RetryableError` on send → retry with the same identifier after `retry_after`;
+  `AmbiguousOrderError` → the order is IN_DOUBT: look it up by identifier, and only when it is
+  still not found after a grace period re-send with the SAME identifier (a duplicate is refused
+  by the exchange with `duplicated_identifier`, which means "it exists: look it up");
+- every fill is committed (`repo.record_fill`) BEFORE `portfolio.apply_fill`;
+- a market sell first cancels our resting sells of the market and is sized from the exchange's
+  free balance (sizing.py); a market buy ending `cancel` with executed volume is filled.
+
+`submit_intent_fast` only records and sends (the latency-critical half: a stop must reach the
+exchange within 100 ms of its tick); `confirm` waits for the outcome, records fills and applies
+the limit-order timeout policy. `execute` is both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from trader.domain import Fill, Intent, IntentKind, OrderSnapshot, OrdType, Side
+from trader.execution.crashpoints import crashpoint
+from trader.execution.ports import PortfolioPort, RepositoryPort
+from trader.execution.sizing import Size, size_limit_buy, size_market_buy, size_sell
+from trader.execution.states import (
+    REPO_STATE,
+    Ambiguous,
+    Canceled,
+    CancelRequested,
+    Filled,
+    InvalidOrderTransition,
+    OrderFSM,
+    OrderStatus,
+    Rejected,
+    Submitted,
+    event_for_snapshot,
+)
+from trader.upbit.client import ExchangeClient
+from trader.upbit.errors import (
+    AmbiguousOrderError,
+    DuplicateIdentifierError,
+    FinalError,
+    InsufficientFundsError,
+    OrderNotFoundError,
+    RetryableError,
+    UpbitError,
+    redact,
+)
+from trader.upbit.rules import FEE_RATE, MIN_ORDER_KRW, quantize_volume, round_price
+
+log = logging.getLogger("trader.execution")
+
+DEFAULT_LIMIT_TIMEOUT_S = 30.0
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def attempt_identifier(intent: Intent, namespace: str, attempt: int) -> str:
+    """Identifier of the n-th order of an intent: attempt 0 is `intent.identifier(namespace)`."""
+    if attempt == 0:
+        return intent.identifier(namespace)
+    return replace(intent, intent_id=f"{intent.intent_id}#a{attempt}").identifier(namespace)
+
+
+@dataclass(eq=False)
+class ManagedOrder:
+    """One order of an intent, with its state machine and the fills already booked."""
+
+    intent: Intent
+    identifier: str
+    attempt: int
+    side: Side
+    ord_type: OrdType
+    price: Decimal | None  # unit price (limit) or KRW total (market buy)
+    volume: Decimal | None  # coin volume (limit, market sell)
+    fsm: OrderFSM = field(default_factory=OrderFSM)
+    uuid: str | None = None
+    snapshot: OrderSnapshot | None = None
+    fills: list[Fill] = field(default_factory=list)
+    seen_trades: set[str] = field(default_factory=set)
+    error: str | None = None
+    note: str = ""
+    superseded: bool = False  # cancelled by another decision: no timeout fallback for it
+    tick_ns: int = 0  # perf_counter_ns when the deciding tick was received (latency bench)
+    sent_ns: int = 0  # perf_counter_ns just before the order request went out
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def market(self) -> str:
+        return self.intent.market
+
+    @property
+    def status(self) -> OrderStatus:
+        return self.fsm.status
+
+    @property
+    def is_final(self) -> bool:
+        return self.fsm.is_final
+
+    @property
+    def executed_volume(self) -> Decimal:
+        return sum((f.volume for f in self.fills), Decimal(0))
+
+    @property
+    def funds(self) -> Decimal:
+        return sum((f.funds for f in self.fills), Decimal(0))
+
+    @property
+    def fees(self) -> Decimal:
+        return sum((f.fee for f in self.fills), Decimal(0))
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """Outcome of an intent over all its orders (what the strategy's on_order_result gets)."""
+
+    intent: Intent
+    orders: tuple[ManagedOrder, ...]
+    filled_volume: Decimal
+    funds: Decimal
+    fees: Decimal
+    status: str  # filled | partial | unfilled | rejected | dust
+    ts_ms: int
+    note: str = ""
+
+    @property
+    def avg_price(self) -> Decimal | None:
+        return self.funds / self.filled_volume if self.filled_volume else None
+
+    @property
+    def fills(self) -> list[Fill]:
+        return [f for o in self.orders for f in o.fills]
+
+
+FillHook = Callable[[Fill, Any], None]
+
+
+class OrderManager:
+    """Turns intents into orders on an `ExchangeClient` and books their fills exactly once."""
+
+    def __init__(
+        self,
+        exchange: ExchangeClient,
+        repo: RepositoryPort,
+        portfolio: PortfolioPort,
+        *,
+        namespace: str = "",
+        clock: Callable[[], int] = wall_ms,
+        fee_rate: Decimal = FEE_RATE,
+        min_order_krw: Decimal = MIN_ORDER_KRW,
+        poll_interval_s: float = 0.5,
+        market_poll_s: float = 0.02,
+        market_timeout_s: float = 60.0,
+        ambiguous_grace_s: float = 2.0,
+        max_send_retries: int = 8,
+        max_reprices: int = 3,
+        default_limit_timeout_s: float = DEFAULT_LIMIT_TIMEOUT_S,
+        price_source: Callable[[str], Decimal | None] | None = None,
+        on_fill: FillHook | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.exchange = exchange
+        self.repo = repo
+        self.portfolio = portfolio
+        self.namespace = namespace
+        self.clock = clock
+        self.fee_rate = fee_rate
+        self.min_order_krw = min_order_krw
+        self.poll_interval_s = poll_interval_s
+        self.market_poll_s = market_poll_s
+        self.market_timeout_s = market_timeout_s
+        self.ambiguous_grace_s = ambiguous_grace_s
+        self.max_send_retries = max_send_retries
+        self.max_reprices = max_reprices
+        self.default_limit_timeout_s = default_limit_timeout_s
+        self.price_source = price_source
+        self.on_fill = on_fill
+        self._sleep = sleep
+        self._by_identifier: dict[str, ManagedOrder] = {}
+        self._by_uuid: dict[str, ManagedOrder] = {}
+        self._chains: dict[int, list[ManagedOrder]] = {}  # a resized order -> all orders of its intent
+        self.sent_log: list[tuple[int, int]] = []  # (tick_ns, sent_ns) per order, for the bench
+
+    # ---- public API ------------------------------------------------------------------------
+    @property
+    def open_orders(self) -> list[ManagedOrder]:
+        return [o for o in self._by_identifier.values() if not o.is_final]
+
+    def reserved_krw(self, market: str | None = None) -> Decimal:
+        """KRW locked by our in-flight buys (so the strategy does not spend it twice)."""
+        total = Decimal(0)
+        for o in self.open_orders:
+            if o.side is Side.BID and (market is None or o.market == market):
+                if o.ord_type is OrdType.PRICE:
+                    total += (o.price or 0) - o.funds
+                else:
+                    total += (o.price or 0) * ((o.volume or 0) - o.executed_volume)
+        return total * (1 + self.fee_rate)
+
+    def track(self, order: ManagedOrder) -> None:
+        """Follow an order built elsewhere (reconcile's orders of a previous life)."""
+        self._by_identifier[order.identifier] = order
+        if order.uuid:
+            self._by_uuid[order.uuid] = order
+
+    async def reject_unseen(self, order: ManagedOrder, reason: str) -> None:
+        """The exchange has no such order (after a grace period): it was never placed."""
+        if order.fsm.can_apply(Rejected()):
+            await self._reject(order, reason)
+        else:
+            # an order we saw accepted that the exchange no longer knows: a different account or
+            # a reset simulator. Nothing can be booked for it; close it loudly.
+            order.error = f"{reason} (was {order.status.value})"
+            log.error("order vanished identifier=%s status=%s", order.identifier, order.status.value)
+            await asyncio.to_thread(
+                self.repo.mark_order,
+                order.identifier,
+                state="rejected",
+                error=order.error,
+                ts_ms=self.clock(),
+            )
+        self._by_identifier.pop(order.identifier, None)
+
+    async def execute(self, intent: Intent, *, last_price: Decimal | None = None) -> ExecutionResult:
+        """Send the intent's order and wait for its outcome (submit_intent_fast + confirm)."""
+        order = await self.submit_intent_fast(intent, last_price=last_price)
+        return await self.confirm(order)
+
+    async def submit_intent_fast(
+        self, intent: Intent, *, last_price: Decimal | None = None, tick_ns: int = 0
+    ) -> ManagedOrder:
+        """Size, record and send the first order of `intent`; returns its snapshot-bearing order."""
+        order = await self._plan(intent, 0, last_price=last_price)
+        order.tick_ns = tick_ns
+        await self._submit(order)
+        if (
+            order.status is OrderStatus.REJECTED
+            and isinstance(order.error, str)
+            and "insufficient" in order.error
+        ):
+            # our view of the free balance was stale: re-read the exchange and resize once
+            retry = await self._plan(intent, 1, last_price=last_price, fresh_balances=True)
+            retry.tick_ns = tick_ns
+            await self._submit(retry)
+            retry.note = f"resized after {order.error}"
+            self._chain(order, retry)
+            return retry
+        return order
+
+    async def confirm(self, order: ManagedOrder) -> ExecutionResult:
+        """Follow `order` to a final state, book its fills and apply the timeout policy."""
+        orders = list(self._chain_of(order))
+        current = orders[-1]
+        intent = current.intent
+        reprices = 0
+        while True:
+            if not current.is_final:
+                if current.ord_type is OrdType.LIMIT:
+                    timeout = (
+                        intent.timeout_s if intent.timeout_s is not None else self.default_limit_timeout_s
+                    )
+                    await self.wait_for_limit_order(current, timeout)
+                else:
+                    await self._wait_final(current, self.market_timeout_s)
+            nxt = await self._fallback(current, orders, reprices)
+            if nxt is None:
+                break
+            if nxt.ord_type is OrdType.LIMIT:
+                reprices += 1
+            orders.append(nxt)
+            current = nxt
+        return self._result(intent, orders)
+
+    async def wait_for_limit_order(self, order: ManagedOrder, timeout_s: float) -> ManagedOrder:
+        """Wait until the order is final or `timeout_s` passes (then cancel it and wait for final).
+
+        myOrder events (`notify`) wake the wait early; REST `get_order` is the truth, polled at
+        `poll_interval_s` as the fallback when no event comes.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout_s, 0.0)
+        while not order.is_final:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            await self._wait_wake(order, min(self.poll_interval_s, remaining))
+            await self.refresh(order)
+        if not order.is_final:
+            await self.cancel(order)
+        return order
+
+    async def cancel(self, order: ManagedOrder) -> ManagedOrder:
+        """Cancel and wait until the exchange reports the order final (cancel is asynchronous)."""
+        if order.is_final:
+            return order
+        if order.fsm.can_apply(CancelRequested()):
+            order.fsm.apply(CancelRequested(self.clock()))
+            await self._mark(order)
+        crashpoint("before_cancel")
+        if order.uuid or order.identifier:
+            try:
+                await self._retrying(
+                    lambda: self.exchange.cancel_order(
+                        uuid=order.uuid, identifier=None if order.uuid else order.identifier
+                    )
+                )
+            except OrderNotFoundError:
+                pass
+            except FinalError as exc:  # e.g. already done: the refresh below tells
+                log.info("cancel refused identifier=%s error=%s", order.identifier, redact(str(exc)))
+        crashpoint("after_cancel")
+        await self._wait_final(order, self.market_timeout_s)
+        return order
+
+    async def refresh(self, order: ManagedOrder) -> ManagedOrder:
+        """Fetch the order (with its trades) and book whatever is new."""
+        if order.is_final:
+            return order
+        try:
+            if order.uuid:
+                snap = await self._retrying(lambda: self.exchange.get_order(uuid=order.uuid))
+            else:
+                snap = await self._retrying(lambda: self.exchange.get_order(identifier=order.identifier))
+        except OrderNotFoundError:
+            return order
+        await self.ingest(order, snap)
+        return order
+
+    def notify(self, event: Any) -> None:
+        """A private-WS myOrder event (dict, SIMPLE or DEFAULT keys, or an object): wake its order."""
+        uid = _field(event, "uuid", "uid")
+        ident = _field(event, "identifier", "id")
+        order = (self._by_uuid.get(uid) if uid else None) or (
+            self._by_identifier.get(ident) if ident else None
+        )
+        if order is not None:
+            order.wake.set()
+
+    async def pump(self, queue: asyncio.Queue[Any]) -> None:
+        """Consume myOrder events from the private WebSocket forever (run as a task)."""
+        while True:
+            self.notify(await queue.get())
+
+    async def ingest(self, order: ManagedOrder, snap: OrderSnapshot) -> None:
+        """Book the new fills of a snapshot, then move the state machine and persist the state."""
+        if snap.uuid and order.uuid != snap.uuid:
+            order.uuid = snap.uuid
+            self._by_uuid[snap.uuid] = order
+        order.snapshot = snap
+        for fill in snap.trades:
+            if fill.trade_uuid not in order.seen_trades:
+                await self._book_fill(order, fill)
+        event = event_for_snapshot(snap, self.clock())
+        executed = snap.executed_volume or Decimal(0)
+        if event_final(event) and order.executed_volume < executed:
+            # final report without (all) its trades (create/cancel responses carry none): fetch
+            for _ in range(20):
+                full = await self._retrying(lambda: self.exchange.get_order(uuid=snap.uuid))
+                for fill in full.trades:
+                    if fill.trade_uuid not in order.seen_trades:
+                        await self._book_fill(order, fill)
+                if order.executed_volume >= executed:
+                    break
+                await self._sleep(self.market_poll_s)
+        if order.is_final:
+            return  # a late report of an order we already closed
+        before = order.status
+        try:
+            order.fsm.apply(event)
+        except InvalidOrderTransition:
+            log.warning(
+                "ignored stale report identifier=%s status=%s state=%s", order.identifier, before, snap.state
+            )
+            return
+        if order.status is not before or order.is_final or order.fills:
+            await self._mark(order)
+        if order.is_final:
+            crashpoint("after_mark_final")
+
+    # ---- planning -----------------------------------------------------------------------------
+    async def _plan(
+        self,
+        intent: Intent,
+        attempt: int,
+        *,
+        last_price: Decimal | None,
+        fresh_balances: bool = False,
+        remaining: Decimal | None = None,
+        ord_type: OrdType | None = None,
+        limit_price: Decimal | None = None,
+    ) -> ManagedOrder:
+        """Build the next order of an intent (attempt n), sized against what is really free."""
+        identifier = attempt_identifier(intent, self.namespace, attempt)
+        market = intent.market
+        if limit_price is None and ord_type is None:
+            limit_price = intent.limit_price
+        use_limit = ord_type is OrdType.LIMIT or (ord_type is None and limit_price is not None)
+        if intent.kind is IntentKind.BUY:
+            krw_want = remaining if remaining is not None else (intent.krw or Decimal(0))
+            krw_free = await self._krw_free(market, fresh_balances)
+            if use_limit and limit_price is not None:
+                price = round_price(limit_price, "down")
+                size = size_limit_buy(
+                    krw_want, price, krw_free, fee_rate=self.fee_rate, min_krw=self.min_order_krw
+                )
+                return self._new(intent, identifier, attempt, Side.BID, OrdType.LIMIT, price, size)
+            size = size_market_buy(krw_want, krw_free, fee_rate=self.fee_rate, min_krw=self.min_order_krw)
+            return self._new(
+                intent, identifier, attempt, Side.BID, OrdType.PRICE, size.amount, size, volume=None
+            )
+        # sells
+        full_exit = intent.kind is IntentKind.SELL and remaining is None
+        want = remaining if remaining is not None else (intent.volume or Decimal(0))
+        if not use_limit:
+            await self._cancel_resting_sells(market)
+        free = await self._coin_free(market)
+        price_ref = limit_price or last_price or (self.price_source(market) if self.price_source else None)
+        size = size_sell(want, free, price_ref, full_exit=full_exit, min_krw=self.min_order_krw)
+        if use_limit and limit_price is not None:
+            price = round_price(limit_price, "up")
+            return self._new(intent, identifier, attempt, Side.ASK, OrdType.LIMIT, price, size)
+        return self._new(intent, identifier, attempt, Side.ASK, OrdType.MARKET, None, size)
+
+    def _new(
+        self,
+        intent: Intent,
+        identifier: str,
+        attempt: int,
+        side: Side,
+        ord_type: OrdType,
+        price: Decimal | None,
+        size: Size,
+        *,
+        volume: Decimal | bool | None = True,
+    ) -> ManagedOrder:
+        vol = size.amount if volume is True else None
+        order = ManagedOrder(intent, identifier, attempt, side, ord_type, price, vol, note=size.note)
+        if not size.ok:
+            order.fsm.apply(Rejected(self.clock(), size.note))
+            order.error = "dust" if size.dust else size.note
+        return order
+
+    async def _krw_free(self, market: str, fresh: bool) -> Decimal:
+        if fresh:
+            balances = await self._retrying(self.exchange.accounts)
+            krw = balances.get("KRW")
+            return krw.balance if krw else Decimal(0)
+        return Decimal(self.portfolio.krw) - self.reserved_krw()
+
+    async def _coin_free(self, market: str) -> Decimal:
+        balances = await self._retrying(self.exchange.accounts)
+        row = balances.get(market.split("-", 1)[1])
+        return row.balance if row else Decimal(0)
+
+    async def _cancel_resting_sells(self, market: str) -> None:
+        """Free the volume locked in our own resting sells of `market` before a market sell."""
+        resting = await self._retrying(lambda: self.exchange.open_orders(market))
+        mine = [o for o in resting if o.side is Side.ASK and (o.identifier or "").startswith("at-")]
+        for snap in mine:
+            order = self._by_uuid.get(snap.uuid) or (
+                self._by_identifier.get(snap.identifier) if snap.identifier else None
+            )
+            if order is None:
+                # a resting sell from before a restart: follow it just long enough to book its fills
+                order = self._adopt_snapshot(snap)
+            order.superseded = True
+            await self.cancel(order)
+
+    def _adopt_snapshot(self, snap: OrderSnapshot) -> ManagedOrder:
+        intent = Intent(
+            snap.market, IntentKind.SELL_PARTIAL, "adopted resting order", 0, snap.identifier or snap.uuid
+        )
+        order = ManagedOrder(
+            intent, snap.identifier or snap.uuid, 0, snap.side, snap.ord_type, snap.price, snap.volume
+        )
+        order.fsm.apply(Submitted())
+        order.uuid = snap.uuid
+        self._by_uuid[snap.uuid] = order
+        if snap.identifier:
+            self._by_identifier[snap.identifier] = order
+        return order
+
+    # ---- sending ------------------------------------------------------------------------------
+    async def _submit(self, order: ManagedOrder) -> None:
+        """Record, then send with retries; the order ends ACCEPTED/FILLED/…, IN_DOUBT or REJECTED."""
+        if order.status is OrderStatus.REJECTED:
+            log.info(
+                "order refused locally intent_id=%s reason=%s note=%s",
+                order.intent.intent_id,
+                order.intent.reason,
+                order.note,
+            )
+            return
+        intent = order.intent
+        self._by_identifier[order.identifier] = order
+        crashpoint("before_record_order")
+        await asyncio.to_thread(
+            self.repo.record_order,
+            order.identifier,
+            intent.intent_id,
+            intent.market,
+            order.side.value,
+            order.ord_type.value,
+            order.price if order.ord_type is OrdType.LIMIT else None,
+            order.volume,
+            order.price if order.ord_type is OrdType.PRICE else None,
+            intent.reason,
+            self.clock(),
+        )
+        order.fsm.apply(Submitted(self.clock()))
+        crashpoint("before_send")
+        await self._send(order)
+
+    async def _send(self, order: ManagedOrder) -> None:
+        retries = 0
+        while True:
+            order.sent_ns = time.perf_counter_ns()
+            try:
+                snap = await self.exchange.create_order(
+                    order.market,
+                    order.side,
+                    order.ord_type,
+                    identifier=order.identifier,
+                    price=order.price,
+                    volume=order.volume,
+                )
+            except RetryableError as exc:
+                # nothing happened on the exchange: same request, same identifier, a bit later
+                retries += 1
+                if retries > self.max_send_retries:
+                    await self._reject(order, f"gave up after {retries} retries: {exc}")
+                    return
+                await self._sleep(max(exc.retry_after, min(0.05 * 2**retries, 2.0)))
+                order.fsm.apply(Submitted(self.clock()))
+                continue
+            except DuplicateIdentifierError:
+                snap = await self._lookup_existing(order)
+            except AmbiguousOrderError as exc:
+                order.fsm.apply(Ambiguous(self.clock(), str(exc)))
+                await self._mark(order)
+                found = await self._resolve(order)
+                if found is None:
+                    log.warning("order not found after grace, re-sending identifier=%s", order.identifier)
+                    order.fsm.apply(Submitted(self.clock()))
+                    continue
+                snap = found
+            except InsufficientFundsError as exc:
+                await self._reject(order, f"insufficient funds: {exc.name}")
+                return
+            except FinalError as exc:
+                await self._reject(order, f"{exc.name}: {redact(exc.message)}")
+                return
+            self.sent_log.append((order.tick_ns, order.sent_ns))
+            crashpoint("after_send")
+            await self.ingest(order, snap)
+            log.info(
+                "order sent intent_id=%s identifier=%s side=%s ord_type=%s price=%s volume=%s"
+                " uuid=%s status=%s",
+                order.intent.intent_id,
+                order.identifier,
+                order.side.value,
+                order.ord_type.value,
+                order.price,
+                order.volume,
+                order.uuid,
+                order.status.value,
+            )
+            return
+
+    async def _lookup_existing(self, order: ManagedOrder) -> OrderSnapshot:
+        """The exchange says the identifier exists: it must be found (retry until it is)."""
+        delay = self.market_poll_s
+        while True:
+            try:
+                return await self._retrying(lambda: self.exchange.get_order(identifier=order.identifier))
+            except OrderNotFoundError:
+                await self._sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    async def _resolve(self, order: ManagedOrder) -> OrderSnapshot | None:
+        """Look an IN_DOUBT order up by identifier; None when absent for the whole grace period."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ambiguous_grace_s
+        delay = self.market_poll_s
+        while True:
+            try:
+                return await self.exchange.get_order(identifier=order.identifier)
+            except OrderNotFoundError:
+                if loop.time() >= deadline:
+                    return None
+            except (RetryableError, AmbiguousOrderError) as exc:
+                # still can't tell: stay in doubt and keep asking (never re-send blindly)
+                log.info("order lookup failed identifier=%s error=%s", order.identifier, redact(str(exc)))
+            await self._sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    async def _reject(self, order: ManagedOrder, reason: str) -> None:
+        order.error = reason
+        order.fsm.apply(Rejected(self.clock(), reason))
+        await self._mark(order)
+        log.warning(
+            "order rejected intent_id=%s identifier=%s reason=%s",
+            order.intent.intent_id,
+            order.identifier,
+            reason,
+        )
+
+    async def _retrying(self, call: Callable[[], Awaitable[Any]], attempts: int = 12) -> Any:
+        """A read/cancel call retried on RetryableError (rate limit, 5xx, network) with backoff."""
+        delay = 0.05
+        for i in range(attempts):
+            try:
+                return await call()
+            except RetryableError as exc:
+                if i == attempts - 1:
+                    raise
+                await self._sleep(max(exc.retry_after, delay))
+                delay = min(delay * 2, 2.0)
+            except AmbiguousOrderError:
+                # a read or cancel with an unknown outcome is safe to repeat
+                if i == attempts - 1:
+                    raise
+                await self._sleep(delay)
+                delay = min(delay * 2, 2.0)
+        raise AssertionError("unreachable")
+
+    # ---- following ----------------------------------------------------------------------------
+    async def _wait_wake(self, order: ManagedOrder, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(order.wake.wait(), timeout)
+        order.wake.clear()
+
+    async def _wait_final(self, order: ManagedOrder, timeout_s: float) -> None:
+        """Poll (fast, then slower) until final; an order that never finalises stays in flight."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        delay = self.market_poll_s
+        while not order.is_final:
+            await self.refresh(order)
+            if order.is_final:
+                return
+            if order.status is OrderStatus.IN_DOUBT:
+                found = await self._resolve(order)
+                if found is not None:
+                    await self.ingest(order, found)
+                continue
+            if loop.time() > deadline:
+                log.error("order not final after %.0fs identifier=%s", timeout_s, order.identifier)
+                deadline = loop.time() + timeout_s
+            await self._wait_wake(order, delay)
+            delay = min(delay * 2, self.poll_interval_s)
+
+    async def _book_fill(self, order: ManagedOrder, fill: Fill) -> None:
+        """Commit the fill, then apply it to the ledger (in that order: nothing lost on a kill)."""
+        if fill.reason != order.intent.reason or fill.identifier != order.identifier:
+            fill = replace(fill, reason=order.intent.reason, identifier=order.identifier)
+        crashpoint("before_record_fill")
+        new = await asyncio.to_thread(self.repo.record_fill, fill)
+        crashpoint("after_record_fill")
+        # a fill already stored is already in the ledger (applied then, or by the start-up
+        # rebuild from stored fills): applying it again here would book it twice
+        effect = self.portfolio.apply_fill(fill) if new else None
+        crashpoint("after_apply_fill")
+        order.seen_trades.add(fill.trade_uuid)
+        order.fills.append(fill)
+        pnl = getattr(effect, "realized_pnl", None)
+        set_pnl = getattr(self.repo, "set_fill_pnl", None)
+        if pnl is not None and set_pnl is not None:
+            await asyncio.to_thread(set_pnl, fill.trade_uuid, pnl)
+        log.info(
+            "fill identifier=%s trade=%s side=%s price=%s volume=%s fee=%s",
+            order.identifier,
+            fill.trade_uuid,
+            fill.side.value,
+            fill.price,
+            fill.volume,
+            fill.fee,
+        )
+        if self.on_fill is not None and new:
+            self.on_fill(fill, effect)
+
+    async def _mark(self, order: ManagedOrder) -> None:
+        avg = order.funds / order.executed_volume if order.executed_volume else None
+        await asyncio.to_thread(
+            self.repo.mark_order,
+            order.identifier,
+            state=REPO_STATE[order.status],
+            uuid=order.uuid,
+            executed_volume=order.executed_volume,
+            paid_fee=order.fees,
+            avg_price=avg,
+            error=order.error,
+            ts_ms=self.clock(),
+        )
+
+    # ---- timeouts and fallbacks -------------------------------------------------------------
+    async def _fallback(
+        self, current: ManagedOrder, orders: list[ManagedOrder], reprices: int
+    ) -> ManagedOrder | None:
+        """After a limit order ended unfilled or partly filled: market / re-price / give up."""
+        if current.ord_type is not OrdType.LIMIT or current.superseded:
+            return None
+        if current.status not in (OrderStatus.CANCELED,):
+            return None
+        intent = current.intent
+        policy = intent.on_timeout
+        if policy == "reprice" and reprices >= self.max_reprices:
+            policy = "market" if intent.side is Side.ASK else "cancel"
+        if policy not in ("market", "reprice"):
+            return None
+        attempt = max(o.attempt for o in orders) + 1
+        if intent.kind is IntentKind.BUY:
+            spent = sum((o.funds for o in orders), Decimal(0))
+            remaining: Decimal = (intent.krw or Decimal(0)) - spent
+        else:
+            sold = sum((o.executed_volume for o in orders), Decimal(0))
+            target = intent.volume if intent.volume is not None else (current.volume or Decimal(0)) + sold
+            remaining = quantize_volume(target - sold)
+        if remaining <= 0:
+            return None
+        last = self.price_source(intent.market) if self.price_source else None
+        if policy == "reprice":
+            if last is None:
+                return None
+            nxt = await self._plan(
+                intent,
+                attempt,
+                last_price=last,
+                remaining=remaining,
+                ord_type=OrdType.LIMIT,
+                limit_price=last,
+            )
+        else:
+            nxt = await self._plan(
+                intent, attempt, last_price=last, remaining=remaining, ord_type=OrdType.MARKET
+            )
+        log.info(
+            "limit timeout fallback intent_id=%s policy=%s remaining=%s attempt=%s",
+            intent.intent_id,
+            policy,
+            remaining,
+            attempt,
+        )
+        await self._submit(nxt)
+        return nxt
+
+    def _chain(self, first: ManagedOrder, nxt: ManagedOrder) -> None:
+        self._chains[id(nxt)] = [*self._chain_of(first), nxt]
+
+    def _chain_of(self, order: ManagedOrder) -> list[ManagedOrder]:
+        return self._chains.get(id(order), [order])
+
+    def _result(self, intent: Intent, orders: list[ManagedOrder]) -> ExecutionResult:
+        for o in orders:
+            self._chains.pop(id(o), None)
+            if o.is_final:
+                self._by_identifier.pop(o.identifier, None)
+                if o.uuid:
+                    self._by_uuid.pop(o.uuid, None)
+        vol = sum((o.executed_volume for o in orders), Decimal(0))
+        funds = sum((o.funds for o in orders), Decimal(0))
+        fees = sum((o.fees for o in orders), Decimal(0))
+        if vol > 0:
+            status = "filled" if orders[-1].status is OrderStatus.FILLED else "partial"
+        elif all(o.error == "dust" for o in orders):
+            status = "dust"
+        elif all(o.status is OrderStatus.REJECTED for o in orders):
+            status = "rejected"
+        else:
+            status = "unfilled"
+        note = "; ".join(x for x in (o.error or o.note for o in orders) if x)
+        return ExecutionResult(intent, tuple(orders), vol, funds, fees, status, self.clock(), note)
+
+
+def event_final(event: object) -> bool:
+    return isinstance(event, Filled | Canceled)
+
+
+def _field(event: Any, *names: str) -> str | None:
+    for name in names:
+        value = event.get(name) if isinstance(event, dict) else getattr(event, name, None)
+        if value:
+            return str(value)
+    return None
+
+
+__all__ = [
+    "ExecutionResult",
+    "ManagedOrder",
+    "OrderManager",
+    "UpbitError",
+    "attempt_identifier",
+]

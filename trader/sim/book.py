@@ -1,0 +1,118 @@
+"""A synthetic 30-level order book around the last trade price.
+
+Replayed candles carry no book, so one is made up deterministically: levels at consecutive ticks
+(best ask = the last price rounded up to the tick grid, best bid one tick below), sizes drawn
+from a generator seeded by (seed, market, price) and scaled to the recent trade volume. Takers
+deplete levels; the book is rebuilt lazily, only when read after the price moved.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from decimal import Decimal
+
+from trader.upbit.rules import round_price, tick_size, tick_size_f
+
+LEVELS = 30
+_EPS = Decimal("0.00000001")
+_Q8 = Decimal("0.00000001")
+
+
+def _size(rng: random.Random, scale: float, level: int) -> Decimal:
+    size = scale * (0.4 + 1.6 * rng.random()) * (1.0 + 0.05 * level)
+    return Decimal(repr(round(size, 8))).quantize(_Q8) or _Q8
+
+
+def tick_up(price: Decimal) -> Decimal:
+    return price + tick_size(price)
+
+
+def tick_down(price: Decimal) -> Decimal:
+    # the step below a band's lower edge uses the finer tick of the band below
+    return price - tick_size(price - _EPS)
+
+
+class SyntheticBook:
+    """Levels as [price, size] lists (Decimal), best first on both sides."""
+
+    __slots__ = ("asks", "bids", "built_for", "market", "seed")
+
+    def __init__(self, market: str, seed: int) -> None:
+        self.market = market
+        self.seed = seed
+        self.asks: list[list[Decimal]] = []
+        self.bids: list[list[Decimal]] = []
+        self.built_for: tuple[float, float] | None = None
+
+    def ensure(self, last_price: float | None, ref_volume: float) -> None:
+        """Rebuild when the last price (or the volume scale, coarsely) changed since the last build."""
+        if last_price is None:
+            self.asks, self.bids, self.built_for = [], [], None
+            return
+        if self.built_for is not None and self.built_for[0] == last_price:
+            return
+        self.built_for = (last_price, ref_volume)
+        last = Decimal(repr(last_price))
+        rng = random.Random(f"{self.seed}:{self.market}:{last_price!r}")
+        scale = max(ref_volume, 1e-6)
+        best_ask = round_price(last, "up")
+        if best_ask <= 0:
+            best_ask = tick_size(last)
+        asks: list[list[Decimal]] = []
+        bids: list[list[Decimal]] = []
+        pa, pb = best_ask, tick_down(best_ask)
+        for i in range(LEVELS):
+            # ask and bid sizes drawn alternately, so the best quote needs only the first two draws
+            sa, sb = _size(rng, scale, i), _size(rng, scale, i)
+            asks.append([pa, sa])
+            if pb > 0:
+                bids.append([pb, sb])
+                pb = tick_down(pb)
+            pa = tick_up(pa)
+        self.asks, self.bids = asks, bids
+
+    def quote(self, last_price: float, ref_volume: float) -> tuple[float, float, float, float]:
+        """(best ask, ask size, best bid, bid size) as floats, cheaply (the trade message needs it).
+
+        Same numbers as the full book would show for this price, unless takers depleted it.
+        """
+        bb = self.built_for
+        if bb is not None and bb[0] == last_price and self.asks and self.bids:
+            a, b = self.asks[0], self.bids[0]
+            return float(a[0]), float(a[1]), float(b[0]), float(b[1])
+        tick = tick_size_f(last_price)
+        ask = round(math.ceil(last_price / tick - 1e-9) * tick, 8)
+        bid = round(ask - tick_size_f(ask - 1e-8), 8)
+        rng = random.Random(f"{self.seed}:{self.market}:{last_price!r}")
+        scale = max(ref_volume, 1e-6)
+        return ask, float(_size(rng, scale, 0)), bid, float(_size(rng, scale, 0))
+
+    def consume(self, side_levels: list[list[Decimal]], index: int, volume: Decimal) -> None:
+        side_levels[index][1] -= volume
+
+    def best_ask(self) -> Decimal | None:
+        for p, s in self.asks:
+            if s > 0:
+                return p
+        return None
+
+    def best_bid(self) -> Decimal | None:
+        for p, s in self.bids:
+            if s > 0:
+                return p
+        return None
+
+    def units(self, count: int = LEVELS) -> list[dict]:
+        """Quotation-API orderbook units (numbers as JSON numbers), best first."""
+        out = []
+        for i in range(min(count, max(len(self.asks), len(self.bids)))):
+            a = self.asks[i] if i < len(self.asks) else None
+            b = self.bids[i] if i < len(self.bids) else None
+            out.append({
+                "ask_price": float(a[0]) if a else 0.0,
+                "bid_price": float(b[0]) if b else 0.0,
+                "ask_size": float(max(a[1], Decimal(0))) if a else 0.0,
+                "bid_size": float(max(b[1], Decimal(0))) if b else 0.0,
+            })
+        return out

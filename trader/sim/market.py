@@ -1,0 +1,434 @@
+"""Replay feed and quotation state: trades in, ticker/candle/trade aggregates and WS messages out.
+
+`MarketStats` keeps what the Quotation API shows, built only from the trades replayed so far
+(1-minute and 1-day buckets, a 24-hour rolling window, the recent trades). `Feed` walks the
+synthesized trades of the recorded candles (`trader.marketdata.synth.synthesize_trades`) at
+`speed` × real time, or as fast as WebSocket clients read (`speed=None`), and can be paused,
+stepped and overridden by a pushed price path (the /_sim/ controls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+
+from trader.marketdata.synth import TradeArrays
+from trader.sim.matching import Exchange
+
+KST = timezone(timedelta(hours=9))
+MIN_MS = 60_000
+DAY_MS = 86_400_000
+MINUTE_UNITS = (1, 3, 5, 10, 15, 30, 60, 240)
+
+
+def _utc(ts_ms: int) -> datetime:
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+
+
+def _naive(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+class MarketStats:
+    """Quotation aggregates of one market, from the replayed trades only."""
+
+    def __init__(self, market: str) -> None:
+        self.market = market
+        self.minutes: dict[int, list[float]] = {}  # start_ms -> [o, h, l, c, vol, value, last_ts]
+        self.minute_keys: list[int] = []
+        self.days: dict[int, list[float]] = {}
+        self.day_keys: list[int] = []
+        self.recent: deque[tuple[int, float, float, bool, int]] = deque(maxlen=5000)
+        self._win: deque[tuple[int, float, float]] = deque()
+        self.vol24 = 0.0
+        self.val24 = 0.0
+        self.seq = 0
+        self.ask_vol = 0.0  # today's volume of ASK-initiated trades
+        self.bid_vol = 0.0
+        self.high52 = (0.0, 0)
+        self.low52 = (float("inf"), 0)
+        self.last: tuple[int, float, float, bool] | None = None
+
+    def add(self, ts: int, price: float, vol: float, is_bid: bool) -> None:
+        self.seq += 1
+        value = price * vol
+        mk = ts - ts % MIN_MS
+        m = self.minutes.get(mk)
+        if m is None:
+            self.minutes[mk] = [price, price, price, price, vol, value, ts]
+            if not self.minute_keys or mk > self.minute_keys[-1]:
+                self.minute_keys.append(mk)
+            else:
+                self.minute_keys = sorted(self.minutes)
+        else:
+            if price > m[1]:
+                m[1] = price
+            if price < m[2]:
+                m[2] = price
+            m[3] = price
+            m[4] += vol
+            m[5] += value
+            m[6] = ts
+        dk = ts - ts % DAY_MS
+        d = self.days.get(dk)
+        if d is None:
+            self.days[dk] = [price, price, price, price, vol, value, ts]
+            if not self.day_keys or dk > self.day_keys[-1]:
+                self.day_keys.append(dk)
+            else:
+                self.day_keys = sorted(self.days)
+            self.ask_vol = self.bid_vol = 0.0
+        else:
+            if price > d[1]:
+                d[1] = price
+            if price < d[2]:
+                d[2] = price
+            d[3] = price
+            d[4] += vol
+            d[5] += value
+            d[6] = ts
+        if is_bid:
+            self.bid_vol += vol
+        else:
+            self.ask_vol += vol
+        self._win.append((ts, vol, value))
+        self.vol24 += vol
+        self.val24 += value
+        cutoff = ts - DAY_MS
+        while self._win and self._win[0][0] <= cutoff:
+            _, v, x = self._win.popleft()
+            self.vol24 -= v
+            self.val24 -= x
+        if price > self.high52[0]:
+            self.high52 = (price, ts)
+        if price < self.low52[0]:
+            self.low52 = (price, ts)
+        self.recent.append((ts, price, vol, is_bid, self.seq))
+        self.last = (ts, price, vol, is_bid)
+
+    # -------------------------------------------------------------- day figures
+    def _day_figures(self) -> tuple[list[float], float]:
+        dk = self.day_keys[-1]
+        day = self.days[dk]
+        prev = self.days[self.day_keys[-2]][3] if len(self.day_keys) > 1 else day[0]
+        return day, prev
+
+    @staticmethod
+    def _change(price: float, prev: float) -> tuple[str, float, float]:
+        diff = price - prev
+        rate = diff / prev if prev else 0.0
+        return ("RISE" if diff > 0 else "FALL" if diff < 0 else "EVEN"), diff, rate
+
+    def ticker_rest(self) -> dict | None:
+        if self.last is None:
+            return None
+        ts, price, vol, _ = self.last
+        day, prev = self._day_figures()
+        change, diff, rate = self._change(price, prev)
+        dt = _utc(ts)
+        kst = dt.astimezone(KST)
+        return {
+            "market": self.market,
+            "trade_date": dt.strftime("%Y%m%d"), "trade_time": dt.strftime("%H%M%S"),
+            "trade_date_kst": kst.strftime("%Y%m%d"), "trade_time_kst": kst.strftime("%H%M%S"),
+            "trade_timestamp": ts,
+            "opening_price": day[0], "high_price": day[1], "low_price": day[2], "trade_price": price,
+            "prev_closing_price": prev, "change": change, "change_price": abs(diff),
+            "change_rate": abs(rate), "signed_change_price": diff, "signed_change_rate": rate,
+            "trade_volume": vol, "acc_trade_price": day[5], "acc_trade_price_24h": self.val24,
+            "acc_trade_volume": day[4], "acc_trade_volume_24h": self.vol24,
+            "highest_52_week_price": self.high52[0],
+            "highest_52_week_date": _utc(self.high52[1]).strftime("%Y-%m-%d"),
+            "lowest_52_week_price": self.low52[0],
+            "lowest_52_week_date": _utc(self.low52[1]).strftime("%Y-%m-%d"),
+            "timestamp": ts,
+        }
+
+    def ticker_ws(self, stream_type: str = "REALTIME") -> dict | None:
+        if self.last is None:
+            return None
+        ts, price, vol, is_bid = self.last
+        day, prev = self._day_figures()
+        change, diff, rate = self._change(price, prev)
+        dt = _utc(ts)
+        return {
+            "type": "ticker", "code": self.market, "opening_price": day[0], "high_price": day[1],
+            "low_price": day[2], "trade_price": price, "prev_closing_price": prev, "change": change,
+            "change_price": abs(diff), "signed_change_price": diff, "change_rate": abs(rate),
+            "signed_change_rate": rate, "trade_volume": vol, "acc_trade_volume": day[4],
+            "acc_trade_volume_24h": self.vol24, "acc_trade_price": day[5], "acc_trade_price_24h": self.val24,
+            "trade_date": dt.strftime("%Y%m%d"), "trade_time": dt.strftime("%H%M%S"), "trade_timestamp": ts,
+            "ask_bid": "BID" if is_bid else "ASK", "acc_ask_volume": self.ask_vol,
+            "acc_bid_volume": self.bid_vol,
+            "highest_52_week_price": self.high52[0],
+            "highest_52_week_date": _utc(self.high52[1]).strftime("%Y-%m-%d"),
+            "lowest_52_week_price": self.low52[0],
+            "lowest_52_week_date": _utc(self.low52[1]).strftime("%Y-%m-%d"),
+            "trade_status": None, "market_state": "ACTIVE", "market_state_for_ios": None,
+            "is_trading_suspended": False, "delisting_date": None, "market_warning": "NONE",
+            "timestamp": ts, "stream_type": stream_type,
+        }
+
+    def trade_ws(self, best: tuple[float, float, float, float], stream_type: str = "REALTIME") -> dict | None:
+        if self.last is None:
+            return None
+        ts, price, vol, is_bid = self.last
+        prev = self._day_figures()[1]
+        change, diff, _ = self._change(price, prev)
+        dt = _utc(ts)
+        return {
+            "type": "trade", "code": self.market, "timestamp": ts, "trade_date": dt.strftime("%Y-%m-%d"),
+            "trade_time": dt.strftime("%H:%M:%S"), "trade_timestamp": ts, "trade_price": price,
+            "trade_volume": vol, "ask_bid": "BID" if is_bid else "ASK", "prev_closing_price": prev,
+            "change": change, "change_price": abs(diff), "sequential_id": ts * 1000 + self.seq % 1000,
+            "best_ask_price": best[0], "best_ask_size": best[1], "best_bid_price": best[2],
+            "best_bid_size": best[3], "stream_type": stream_type,
+        }
+
+    def trades_rest(self, count: int, to_ms: int | None = None) -> list[dict]:
+        out = []
+        prev = self._day_figures()[1] if self.day_keys else 0.0
+        for ts, price, vol, is_bid, seq in reversed(self.recent):
+            if to_ms is not None and ts >= to_ms:
+                continue
+            dt = _utc(ts)
+            out.append({"market": self.market, "trade_date_utc": dt.strftime("%Y-%m-%d"),
+                        "trade_time_utc": dt.strftime("%H:%M:%S"), "timestamp": ts, "trade_price": price,
+                        "trade_volume": vol, "prev_closing_price": prev, "change_price": price - prev,
+                        "ask_bid": "BID" if is_bid else "ASK", "sequential_id": ts * 1000 + seq % 1000})
+            if len(out) >= count:
+                break
+        return out
+
+    # -------------------------------------------------------------- candles
+    def candles_minutes(self, unit: int, to_ms: int, count: int) -> list[dict]:
+        """Newest first, candles starting before `to_ms` (exclusive); no trades, no candle."""
+        span = unit * MIN_MS
+        out: list[dict] = []
+        cur: list[float] | None = None
+        cur_start = -1
+        for mk in reversed(self.minute_keys):
+            start = mk - mk % span
+            if start >= to_ms:
+                continue
+            m = self.minutes[mk]
+            if start != cur_start:
+                if cur is not None:
+                    out.append(self._candle(cur_start, cur, unit))
+                    if len(out) >= count:
+                        return out
+                cur_start = start
+                cur = list(m)
+            else:  # walking backwards: this minute is older
+                assert cur is not None
+                cur[0] = m[0]
+                cur[1] = max(cur[1], m[1])
+                cur[2] = min(cur[2], m[2])
+                cur[4] += m[4]
+                cur[5] += m[5]
+        if cur is not None and len(out) < count:
+            out.append(self._candle(cur_start, cur, unit))
+        return out
+
+    def _candle(self, start: int, c: list[float], unit: int | None) -> dict:
+        dt = _utc(start)
+        row = {"market": self.market, "candle_date_time_utc": _naive(dt),
+               "candle_date_time_kst": _naive(dt.astimezone(KST)), "opening_price": c[0], "high_price": c[1],
+               "low_price": c[2], "trade_price": c[3], "timestamp": int(c[6]),
+               "candle_acc_trade_price": c[5], "candle_acc_trade_volume": c[4]}
+        if unit is not None:
+            row["unit"] = unit
+        return row
+
+    def candles_days(self, to_ms: int, count: int) -> list[dict]:
+        out = []
+        keys = self.day_keys
+        for i in range(len(keys) - 1, -1, -1):
+            dk = keys[i]
+            if dk >= to_ms:
+                continue
+            d = self.days[dk]
+            row = self._candle(dk, d, None)
+            prev = self.days[keys[i - 1]][3] if i > 0 else d[0]
+            row["prev_closing_price"] = prev
+            row["change_price"] = d[3] - prev
+            row["change_rate"] = (d[3] - prev) / prev if prev else 0.0
+            out.append(row)
+            if len(out) >= count:
+                break
+        return out
+
+
+@dataclass(slots=True)
+class PendingTrade:
+    market: str
+    ts_ms: int | None
+    price: float
+    volume: float | None
+    is_bid: bool | None
+
+
+class Feed:
+    """Drives the exchange and the quotation state from the replay (or a pushed path)."""
+
+    def __init__(self, exchange: Exchange, market: str, trades: TradeArrays | None, *,
+                 speed: float | None = 1.0, paused: bool = False,
+                 publish: Callable[[str, MarketStats], None] | None = None) -> None:
+        self.exchange = exchange
+        self.market = market
+        self.trades = trades
+        self.pos = 0
+        self.speed = speed
+        self.paused = paused
+        self.stats: dict[str, MarketStats] = {market: MarketStats(market)}
+        self.pending: deque[PendingTrade] = deque()
+        self.publish = publish
+        self.applied = 0
+        self.fills = 0
+        self._resume = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._anchor: tuple[float, int] | None = None
+        self.backpressure: Callable[[], asyncio.Future | None] | None = None
+        self.finished = False
+        self.last_vol = 1.0
+
+    def stats_for(self, market: str) -> MarketStats | None:
+        return self.stats.get(market)
+
+    def skip_to(self, ts_ms: int) -> None:
+        if self.trades is not None:
+            import numpy as np
+            self.pos = int(np.searchsorted(self.trades.ts_ms, ts_ms, side="left"))
+
+    # -------------------------------------------------------------- applying trades
+    def apply(self, market: str, ts: int, price: float, vol: float, is_bid: bool) -> None:
+        """One trade: match resting orders, update quotation state, publish WS messages."""
+        fills = self.exchange.on_trade(market, ts, price, vol, is_bid)
+        self.fills += len(fills)
+        st = self.stats.get(market)
+        if st is None:
+            st = self.stats[market] = MarketStats(market)
+        st.add(ts, price, vol, is_bid)
+        self.applied += 1
+        self.last_vol = vol
+        if self.publish is not None:
+            self.publish(market, st)
+
+    def _next(self) -> tuple[str, int, float, float, bool] | None:
+        if self.pending:
+            p = self.pending.popleft()
+            clock = self.exchange.clock_ms
+            ts = p.ts_ms if p.ts_ms is not None else clock + 1000
+            ts = max(ts, clock)
+            last = self.exchange.last_price(p.market)
+            is_bid = p.is_bid if p.is_bid is not None else (last is None or p.price >= last)
+            return p.market, ts, p.price, p.volume if p.volume is not None else self.last_vol, is_bid
+        tr = self.trades
+        if tr is None or self.pos >= len(tr):
+            return None
+        i = self.pos
+        self.pos += 1
+        ts = max(int(tr.ts_ms[i]), self.exchange.clock_ms)
+        return self.market, ts, float(tr.price[i]), float(tr.volume[i]), bool(tr.is_bid[i])
+
+    def peek_ts(self) -> int | None:
+        if self.pending:
+            return self.pending[0].ts_ms or self.exchange.clock_ms + 1000
+        tr = self.trades
+        if tr is None or self.pos >= len(tr):
+            return None
+        return int(tr.ts_ms[self.pos])
+
+    def step(self, n: int = 1) -> int:
+        """Apply the next `n` trades now (pushed path first, then the replay); returns how many."""
+        done = 0
+        for _ in range(max(0, n)):
+            nxt = self._next()
+            if nxt is None:
+                break
+            self.apply(*nxt)
+            done += 1
+        self._anchor = None
+        return done
+
+    def push_path(self, prices: list[float], volumes: list[float] | None = None,
+                  timestamps: list[int] | None = None, market: str | None = None, apply_now: bool = False,
+                  interval_ms: int = 1000) -> int:
+        """Queue (or apply at once) a forced price path; timestamps default to 1 s apart."""
+        mk = market or self.market
+        clock = self.exchange.clock_ms
+        items = []
+        for i, price in enumerate(prices):
+            ts = int(timestamps[i]) if timestamps else clock + interval_ms * (i + 1)
+            vol = float(volumes[i]) if volumes else None
+            items.append(PendingTrade(mk, ts, float(price), vol, None))
+        if apply_now:
+            for it in items:
+                self.pending.appendleft(it)
+                self.step(1)
+            return len(items)
+        self.pending.extend(items)
+        self._wake.set()
+        return len(items)
+
+    # -------------------------------------------------------------- running
+    def pause(self) -> None:
+        self.paused = True
+        self._resume.clear()
+
+    def resume(self) -> None:
+        self.paused = False
+        self._anchor = None
+        self._resume.set()
+        self._wake.set()
+
+    def state(self) -> dict:
+        tr = self.trades
+        return {"paused": self.paused, "speed": "max" if self.speed is None else self.speed,
+                "clock_ms": self.exchange.clock_ms,
+                "clock": _utc(self.exchange.clock_ms).isoformat() if self.exchange.clock_ms else None,
+                "position": self.pos, "total": len(tr) if tr is not None else 0,
+                "pending": len(self.pending), "applied": self.applied, "fills": self.fills,
+                "finished": self.pos >= (len(tr) if tr is not None else 0) and not self.pending,
+                "market": self.market, "last_price": self.exchange.last_price(self.market)}
+
+    async def run(self) -> None:
+        """The replay loop: paced by the market clock, or by the readers at speed max."""
+        n = 0
+        while True:
+            if self.paused:
+                await self._resume.wait()
+                continue
+            ts = self.peek_ts()
+            if ts is None:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if self.speed is not None:
+                now = time.monotonic()
+                if self._anchor is None:
+                    self._anchor = (now, max(ts, self.exchange.clock_ms))
+                wall0, clock0 = self._anchor
+                delay = wall0 + (ts - clock0) / 1000.0 / self.speed - now
+                if delay > 0:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=min(delay, 1.0))
+                    continue
+            nxt = self._next()
+            if nxt is None:
+                continue
+            self.apply(*nxt)
+            n += 1
+            if self.backpressure is not None:
+                fut = self.backpressure()
+                if fut is not None:
+                    await fut
+                    continue
+            if n % 64 == 0:
+                await asyncio.sleep(0)

@@ -1,0 +1,599 @@
+"""The in-process exchange: accounts, order validation, matching, fills and private events.
+
+Synchronous on purpose: the backtest and the ledger tests drive it directly, and the ASGI app
+wraps it. Everything is Decimal. Marketable orders take liquidity from the synthetic 30-level
+book (`book.py`) as takers; resting limit orders fill, as makers at their own price, when a
+replayed trade prints through them (`on_trade`), limited by that trade's volume. Errors are
+`SimError`s carrying Upbit's status code and error name.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid as uuid_mod
+from collections.abc import Callable, Iterable
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
+
+from trader.domain import Fill, Side
+from trader.sim.accounts import Accounts
+from trader.sim.book import SyntheticBook
+from trader.sim.orders import D0, Order, Trade
+from trader.upbit.rules import FEE_RATE, MAX_ORDER_KRW, MIN_ORDER_KRW, is_on_tick
+
+Q8 = Decimal("0.00000001")
+_INF = float("inf")
+
+MSG = {
+    "notfoundmarket": "다음 마켓에 없는 종목입니다: {market}",
+    "invalid_price": "주문가격 단위를 잘못 입력하셨습니다. 확인 후 시도해주세요.",
+    "invalid_volume": "주문수량 단위를 잘못 입력하셨습니다. 확인 후 시도해주세요.",
+    "under_min_total": "최소주문금액 이상으로 주문해주세요",
+    "over_krw_funds_bid": "최대 주문 가능 금액 1000000000 KRW 보다 작은 주문을 입력해 주세요.",
+    "insufficient_funds_bid": "주문가능한 금액(KRW)이 부족합니다.",
+    "insufficient_funds_ask": "주문가능한 금액({coin})이 부족합니다.",
+    "duplicated_identifier": "identifier가 중복되었습니다.",
+    "order_not_found": "주문을 찾지 못했습니다.",
+    "invalid_time_in_force": "time_in_force 값이 올바르지 않습니다.",
+    "book_depth": "호가창 30호가 안에서 체결 가능한 수량을 초과했습니다.",
+}
+
+
+class SimError(Exception):
+    """An Upbit error response: rendered as {"error": {"name": name, "message": message}}."""
+
+    def __init__(self, status: int, name: str, message: str) -> None:
+        super().__init__(f"{status} {name}: {message}")
+        self.status = status
+        self.name = name
+        self.message = message
+
+    def body(self) -> dict:
+        return {"error": {"name": self.name, "message": self.message}}
+
+
+def _bad(name: str, message: str, status: int = 400) -> SimError:
+    return SimError(status, name, message)
+
+
+def _floor8(value: Decimal) -> Decimal:
+    return value.quantize(Q8, rounding=ROUND_DOWN)
+
+
+def _to_dec(value: float) -> Decimal:
+    return Decimal(repr(value))
+
+
+class _MarketState:
+    """Per-market state: last price, volume scale, synthetic book, resting orders."""
+
+    __slots__ = ("ask_floor", "asks", "bid_ceiling", "bids", "book", "last", "last_ts", "ref_vol")
+
+    def __init__(self, market: str, seed: int) -> None:
+        self.book = SyntheticBook(market, seed)
+        self.last: float | None = None
+        self.last_ts = 0
+        self.ref_vol = 0.0
+        self.bids: list[Order] = []  # resting bids, best (highest price, oldest) first
+        self.asks: list[Order] = []  # resting asks, best (lowest price, oldest) first
+        self.bid_ceiling = -_INF
+        self.ask_floor = _INF
+
+    def refresh_band(self) -> None:
+        self.bid_ceiling = self.bids[0].price_f if self.bids else -_INF
+        self.ask_floor = self.asks[0].price_f if self.asks else _INF
+
+
+class Exchange:
+    """A simulated Upbit account on a set of KRW markets (thread-safe, synchronous)."""
+
+    def __init__(
+        self,
+        *,
+        krw: Decimal,
+        markets: Iterable[str],
+        fee_rate: Decimal = FEE_RATE,
+        seed: int = 0,
+        uuid_factory: Callable[[], str] | None = None,
+    ) -> None:
+        self.fee_rate = Decimal(fee_rate)
+        self.seed = seed
+        self._rng = random.Random(seed)
+        self._uuid_factory = uuid_factory or self._seeded_uuid
+        self._lock = threading.RLock()
+        self._listeners: list[Callable[[str, dict], None]] = []
+        self._markets: dict[str, _MarketState] = {m: _MarketState(m, seed) for m in markets}
+        self._init_krw = Decimal(krw)
+        self._reset_state(Decimal(krw))
+
+    # ------------------------------------------------------------------ state
+    def _reset_state(self, krw: Decimal) -> None:
+        self.accounts_book = Accounts(krw)
+        self._orders: dict[str, Order] = {}
+        self._by_identifier: dict[str, str] = {}
+        self._seq = 0
+        self._events: list[tuple[str, dict]] = []
+        for st in self._markets.values():
+            st.bids.clear()
+            st.asks.clear()
+            st.refresh_band()
+        self._clock_ms = max((st.last_ts for st in self._markets.values()), default=0)
+
+    def reset(self, krw: Decimal | None = None) -> None:
+        """Forget every order and balance; keep market prices (the /_sim/reset control)."""
+        with self._lock:
+            self._reset_state(Decimal(krw) if krw is not None else self._init_krw)
+
+    def fund(self, currency: str, amount: Decimal, avg_buy_price: Decimal | None = None) -> None:
+        """Credit (or debit, when negative) a free balance (the /_sim/fund control)."""
+        with self._lock:
+            self.accounts_book.fund(currency.upper(), Decimal(amount), avg_buy_price)
+            self._asset_event([currency.upper()])
+            self._flush()
+
+    def _seeded_uuid(self) -> str:
+        return str(uuid_mod.UUID(int=self._rng.getrandbits(128), version=4))
+
+    @property
+    def markets(self) -> list[str]:
+        return list(self._markets)
+
+    def add_market(self, market: str) -> None:
+        with self._lock:
+            self._markets.setdefault(market, _MarketState(market, self.seed))
+
+    @property
+    def clock_ms(self) -> int:
+        return self._clock_ms
+
+    def _now(self, ts_ms: int | None) -> int:
+        if ts_ms is not None:
+            return int(ts_ms)
+        return self._clock_ms or int(time.time() * 1000)
+
+    def subscribe(self, listener: Callable[[str, dict], None]) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Callable[[str, dict], None]) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def _flush(self) -> None:
+        if not self._events:
+            return
+        events, self._events = self._events, []
+        for kind, payload in events:
+            for listener in list(self._listeners):
+                listener(kind, payload)
+
+    def _order_event(self, order: Order, ts_ms: int, state: str | None = None,
+                     trade: Trade | None = None) -> None:
+        if self._listeners:
+            self._events.append(("myOrder", order.to_my_order(ts_ms, state, trade)))
+
+    def _asset_event(self, currencies: list[str], ts_ms: int | None = None) -> None:
+        if not self._listeners:
+            return
+        ts = self._now(ts_ms)
+        assets = []
+        for cur in dict.fromkeys(currencies):
+            row = self.accounts_book.peek(cur)
+            assets.append({"currency": cur, "balance": float(row.balance) if row else 0.0,
+                           "locked": float(row.locked) if row else 0.0})
+        self._events.append(("myAsset", {
+            "type": "myAsset", "asset_uuid": self._seeded_uuid(), "assets": assets,
+            "asset_timestamp": ts, "timestamp": ts, "stream_type": "REALTIME",
+        }))
+
+    def _market(self, market: str) -> _MarketState:
+        st = self._markets.get(market)
+        if st is None:
+            raise _bad("notfoundmarket", MSG["notfoundmarket"].format(market=market))
+        return st
+
+    # ------------------------------------------------------------------ quotes
+    def last_price(self, market: str) -> float | None:
+        st = self._markets.get(market)
+        return st.last if st else None
+
+    def resting_band(self, market: str) -> tuple[float, float]:
+        st = self._markets.get(market)
+        if st is None:
+            return (-_INF, _INF)
+        return (st.bid_ceiling, st.ask_floor)
+
+    def book(self, market: str) -> SyntheticBook:
+        """The synthetic book of a market, rebuilt if the price moved since it was last read."""
+        with self._lock:
+            st = self._market(market)
+            st.book.ensure(st.last, st.ref_vol)
+            return st.book
+
+    def orderbook_units(self, market: str, count: int = 30) -> list[dict]:
+        with self._lock:
+            return self.book(market).units(count)
+
+    # ------------------------------------------------------------------ market feed
+    def on_trade(self, market: str, ts_ms: int, price: float, volume: float, is_bid: bool) -> list[Fill]:
+        """Advance a market by one trade and fill the resting orders it crosses."""
+        st = self._markets.get(market)
+        if st is None:
+            with self._lock:
+                st = self._markets.setdefault(market, _MarketState(market, self.seed))
+        prev = st.last
+        st.last = price
+        st.last_ts = ts_ms
+        if ts_ms > self._clock_ms:
+            self._clock_ms = ts_ms
+        # volume scale for the synthetic book: a slow moving average of trade volumes
+        st.ref_vol = volume if st.ref_vol == 0.0 else st.ref_vol * 0.95 + volume * 0.05
+        if st.bid_ceiling < price < st.ask_floor:
+            return []
+        with self._lock:
+            fills = self._match_resting(market, st, ts_ms, price, volume, prev)
+            self._flush()
+        return fills
+
+    def _match_resting(self, market: str, st: _MarketState, ts_ms: int, price: float, volume: float,
+                       prev: float | None) -> list[Fill]:
+        left = _to_dec(volume)
+        fills: list[Fill] = []
+        trend = "up" if prev is None or price >= prev else "down"
+        sides = ((st.bids, lambda o: price <= o.price_f), (st.asks, lambda o: price >= o.price_f))
+        for book, crosses in sides:
+            while book and left > 0 and crosses(book[0]):
+                order = book[0]
+                v = min(order.remaining_volume, left)
+                left -= v
+                fills.append(self._fill(order, order.price, v, ts_ms, trend, is_maker=True))
+                if order.remaining_volume == 0:
+                    book.pop(0)
+                    self._finalize(order, "done", ts_ms)
+        st.refresh_band()
+        return fills
+
+    # ------------------------------------------------------------------ fills
+    def _fill(self, order: Order, price: Decimal, volume: Decimal, ts_ms: int, trend: str,
+              *, is_maker: bool) -> Fill:
+        funds = price * volume
+        fee = funds * self.fee_rate
+        coin = order.market.split("-", 1)[1]
+        trade = Trade(self._uuid_factory(), price, volume, funds, fee, ts_ms, trend, is_maker)
+        order.trades.append(trade)
+        order.executed_volume += volume
+        order.executed_funds += funds
+        order.paid_fee += fee
+        if order.side == "bid":
+            order.locked -= funds + fee
+            self.accounts_book.on_buy_fill(coin, price, volume, funds + fee)
+        else:
+            order.locked -= volume
+            self.accounts_book.on_sell_fill(coin, volume, funds - fee)
+        self._order_event(order, ts_ms, "trade", trade)
+        self._asset_event(["KRW", coin], ts_ms)
+        return Fill(trade_uuid=trade.uuid, order_uuid=order.uuid, market=order.market,
+                    side=Side(order.side), price=price, volume=volume, funds=funds, fee=fee, ts_ms=ts_ms,
+                    identifier=order.identifier)
+
+    def _finalize(self, order: Order, state: str, ts_ms: int) -> None:
+        """Close an order: refund what is still locked for it, emit the final event."""
+        order.state = state
+        order.done_ms = ts_ms
+        coin = order.market.split("-", 1)[1]
+        if order.side == "bid":
+            if order.locked:
+                self.accounts_book.unlock("KRW", order.locked)
+        else:
+            rem = order.locked
+            if rem:
+                self.accounts_book.unlock(coin, rem)
+            order.locked = D0 if state == "done" else rem
+        self._order_event(order, ts_ms)
+        self._asset_event(["KRW", coin], ts_ms)
+
+    # ------------------------------------------------------------------ orders
+    def create_order(
+        self,
+        market: str,
+        side: str,
+        ord_type: str,
+        *,
+        price: Decimal | None = None,
+        volume: Decimal | None = None,
+        identifier: str | None = None,
+        time_in_force: str | None = None,
+        ts_ms: int | None = None,
+        smp_type: str | None = None,
+        test: bool = False,
+    ) -> dict:
+        """Validate like Upbit, lock funds, take liquidity if marketable; returns the Order JSON."""
+        with self._lock:
+            try:
+                order = self._new_order(market, side, ord_type, price, volume, identifier, time_in_force,
+                                        ts_ms, smp_type, test)
+                if test:
+                    return order.to_json()
+                # Upbit answers with the order as accepted (state "wait", nothing executed yet) even
+                # when it fills in the same instant; clients read the outcome with GET /v1/order
+                accepted = order.to_json()
+                self._execute(order)
+                return accepted
+            finally:
+                self._flush()
+
+    def _new_order(self, market: str, side: str, ord_type: str, price: Decimal | None, volume: Decimal | None,
+                   identifier: str | None, tif: str | None, ts_ms: int | None, smp_type: str | None,
+                   test: bool) -> Order:
+        st = self._market(market)
+        if side not in ("bid", "ask"):
+            raise _bad("invalid_parameter", "side 값이 올바르지 않습니다.")
+        sfx = side
+        if ord_type not in ("limit", "price", "market", "best"):
+            raise _bad("invalid_parameter", "ord_type 값이 올바르지 않습니다.")
+        combo_err = _bad(f"create_{sfx}_error", "주문 파라미터 조합이 올바르지 않습니다.")
+        if ord_type == "limit" and (price is None or volume is None):
+            raise combo_err
+        if ord_type == "price" and (side != "bid" or price is None or volume is not None):
+            raise combo_err
+        if ord_type == "market" and (side != "ask" or volume is None or price is not None):
+            raise combo_err
+        if ord_type == "best" and ((side == "bid" and (price is None or volume is not None))
+                                   or (side == "ask" and (volume is None or price is not None))):
+            raise combo_err
+        if tif is not None:
+            tif = tif.lower()
+        if ord_type == "best" and tif not in ("ioc", "fok"):
+            raise _bad("invalid_time_in_force", MSG["invalid_time_in_force"])
+        if ord_type == "limit" and tif not in (None, "ioc", "fok", "post_only"):
+            raise _bad("invalid_time_in_force", MSG["invalid_time_in_force"])
+        if ord_type in ("price", "market") and tif is not None:
+            raise _bad("invalid_time_in_force", MSG["invalid_time_in_force"])
+        if identifier is not None:
+            if not identifier or len(identifier) > 64:
+                raise _bad("invalid_parameter", "identifier는 64자 이하로 입력해주세요.")
+            if identifier in self._by_identifier:
+                raise _bad("duplicated_identifier", MSG["duplicated_identifier"])
+        try:
+            if volume is not None:
+                volume = Decimal(volume)
+                if not volume.is_finite() or volume <= 0 or volume != volume.quantize(Q8):
+                    raise _bad(f"invalid_volume_{sfx}", MSG["invalid_volume"])
+            if price is not None:
+                price = Decimal(price)
+                if not price.is_finite() or price <= 0:
+                    raise _bad(f"invalid_price_{sfx}", MSG["invalid_price"])
+        except InvalidOperation as exc:
+            raise _bad("invalid_parameter", "숫자 형식이 올바르지 않습니다.") from exc
+        if ord_type == "limit" and not is_on_tick(price):
+            raise _bad(f"invalid_price_{sfx}", MSG["invalid_price"])
+
+        rate = self.fee_rate
+        coin = market.split("-", 1)[1]
+        book = self.book(market)
+        if ord_type == "limit":
+            notional = price * volume
+        elif side == "bid":
+            notional = price
+        else:
+            best = book.best_bid()
+            notional = volume * best if best is not None else D0
+        if notional < MIN_ORDER_KRW:
+            raise _bad(f"under_min_total_{sfx}", MSG["under_min_total"])
+        if side == "bid" and notional > MAX_ORDER_KRW:
+            raise _bad("over_krw_funds_bid", MSG["over_krw_funds_bid"])
+        if side == "bid":
+            reserved_fee = notional * rate
+            lock = notional + reserved_fee
+            if lock > self.accounts_book.get("KRW").balance:
+                raise _bad("insufficient_funds_bid", MSG["insufficient_funds_bid"])
+        else:
+            reserved_fee = notional * rate if ord_type == "limit" else D0
+            lock = volume
+            row = self.accounts_book.peek(coin)
+            if row is None or lock > row.balance:
+                raise _bad("insufficient_funds_ask", MSG["insufficient_funds_ask"].format(coin=coin))
+        # 2025-05 policy: market orders must fit in the 30 visible levels
+        if ord_type == "price" and sum(p * s for p, s in book.asks if s > 0) < price:
+            raise _bad("create_bid_error", MSG["book_depth"])
+        if ord_type == "market" and sum(s for _, s in book.bids if s > 0) < volume:
+            raise _bad("create_ask_error", MSG["book_depth"])
+
+        now = self._now(ts_ms)
+        order = Order(uuid=self._uuid_factory(), market=market, side=side, ord_type=ord_type, price=price,
+                      volume=volume, created_ms=now, seq=self._seq, reserved_fee=reserved_fee, locked=lock,
+                      identifier=identifier, time_in_force=tif, smp_type=smp_type)
+        if test:
+            return order
+        self._seq += 1
+        self._orders[order.uuid] = order
+        if identifier is not None:
+            self._by_identifier[identifier] = order.uuid
+        self.accounts_book.lock("KRW" if side == "bid" else coin, lock)
+        self._order_event(order, now)
+        self._asset_event(["KRW" if side == "bid" else coin], now)
+        _ = st
+        return order
+
+    def _execute(self, order: Order) -> None:
+        """Take liquidity for a marketable order, then rest it or close it."""
+        st = self._markets[order.market]
+        book = st.book
+        now = order.created_ms
+        is_bid = order.side == "bid"
+        levels = book.asks if is_bid else book.bids
+        limit = order.price if order.ord_type == "limit" else None
+        tif = order.time_in_force
+        trend = "up" if is_bid else "down"
+
+        def crosses(level_price: Decimal) -> bool:
+            if limit is None:
+                return True
+            return level_price <= limit if is_bid else level_price >= limit
+
+        if order.ord_type == "limit":
+            marketable = any(s > 0 and crosses(p) for p, s in levels)
+            if tif == "post_only" and marketable:
+                self._finalize(order, "cancel", now)
+                return
+            if tif == "fok":
+                avail = sum(s for p, s in levels if s > 0 and crosses(p))
+                if avail < order.volume:
+                    self._finalize(order, "cancel", now)
+                    return
+            for lvl in levels:
+                rem = order.remaining_volume
+                if rem <= 0 or not crosses(lvl[0]):
+                    break
+                if lvl[1] <= 0:
+                    continue
+                v = min(lvl[1], rem)
+                lvl[1] -= v
+                self._fill(order, lvl[0], v, now, trend, is_maker=False)
+            if order.remaining_volume == 0:
+                self._finalize(order, "done", now)
+            elif tif in ("ioc", "fok"):
+                self._finalize(order, "cancel", now)
+            else:
+                self._rest(st, order)
+            return
+
+        single = order.ord_type == "best"
+        if is_bid:
+            budget = order.price
+            plan: list[tuple[list[Decimal], Decimal]] = []
+            for lvl in levels:
+                if lvl[1] <= 0:
+                    continue
+                v = min(lvl[1], _floor8(budget / lvl[0]))
+                if v <= 0:
+                    break
+                plan.append((lvl, v))
+                budget -= lvl[0] * v
+                if single:
+                    break
+            if tif == "fok" and plan and plan[0][1] < _floor8(order.price / plan[0][0][0]):
+                plan = []
+            for lvl, v in plan:
+                lvl[1] -= v
+                self._fill(order, lvl[0], v, now, trend, is_maker=False)
+            spent = order.executed_funds
+            self._finalize(order, "done" if spent == order.price else "cancel", now)
+            return
+
+        rem_plan: list[tuple[list[Decimal], Decimal]] = []
+        rem = order.volume
+        for lvl in levels:
+            if rem <= 0:
+                break
+            if lvl[1] <= 0:
+                continue
+            v = min(lvl[1], rem)
+            rem_plan.append((lvl, v))
+            rem -= v
+            if single:
+                break
+        if tif == "fok" and rem > 0:
+            rem_plan = []
+        for lvl, v in rem_plan:
+            lvl[1] -= v
+            self._fill(order, lvl[0], v, now, trend, is_maker=False)
+        self._finalize(order, "done" if order.remaining_volume == 0 else "cancel", now)
+
+    def _rest(self, st: _MarketState, order: Order) -> None:
+        if order.side == "bid":
+            key = lambda o: (-o.price, o.seq)  # noqa: E731
+            st.bids.append(order)
+            st.bids.sort(key=key)
+        else:
+            st.asks.append(order)
+            st.asks.sort(key=lambda o: (o.price, o.seq))
+        st.refresh_band()
+
+    def _find(self, uuid: str | None, identifier: str | None) -> Order:
+        if uuid is None and identifier is None:
+            raise _bad("invalid_parameter", "uuid 또는 identifier 중 하나는 필수입니다.")
+        key = uuid if uuid is not None else self._by_identifier.get(identifier or "")
+        order = self._orders.get(key or "")
+        if order is None:
+            raise SimError(404, "order_not_found", MSG["order_not_found"])
+        return order
+
+    def cancel_order(self, *, uuid: str | None = None, identifier: str | None = None,
+                     ts_ms: int | None = None) -> dict:
+        """Cancel an open order; returns the order as it was when the cancel was accepted."""
+        with self._lock:
+            try:
+                order = self._find(uuid, identifier)
+                if not order.is_open:
+                    raise SimError(404, "order_not_found", MSG["order_not_found"])
+                accepted = order.to_json()
+                st = self._markets[order.market]
+                side_list = st.bids if order.side == "bid" else st.asks
+                if order in side_list:
+                    side_list.remove(order)
+                    st.refresh_band()
+                self._finalize(order, "cancel", self._now(ts_ms))
+                return accepted
+            finally:
+                self._flush()
+
+    def get_order(self, *, uuid: str | None = None, identifier: str | None = None) -> dict:
+        with self._lock:
+            return self._find(uuid, identifier).to_json(with_trades=True)
+
+    def order_fills(self, uuid: str) -> list[Fill]:
+        """The fills of one order as domain Fills (additive helper for the backtest)."""
+        with self._lock:
+            o = self._find(uuid, None)
+            return [Fill(trade_uuid=t.uuid, order_uuid=o.uuid, market=o.market, side=Side(o.side),
+                         price=t.price, volume=t.volume, funds=t.funds, fee=t.fee, ts_ms=t.ts_ms,
+                         identifier=o.identifier)
+                    for t in o.trades]
+
+    def orders(self, *, market: str | None = None, states: Iterable[str] | None = None,
+               uuids: Iterable[str] | None = None, identifiers: Iterable[str] | None = None) -> list[Order]:
+        """Orders filtered by market/state/uuid/identifier, oldest first."""
+        with self._lock:
+            wanted_states = set(states) if states else None
+            ids = set(uuids or ())
+            for ident in identifiers or ():
+                if ident in self._by_identifier:
+                    ids.add(self._by_identifier[ident])
+            by_id = bool(uuids) or bool(identifiers)
+            out = []
+            for o in self._orders.values():
+                if market and o.market != market:
+                    continue
+                if wanted_states is not None and o.state not in wanted_states:
+                    continue
+                if by_id and o.uuid not in ids:
+                    continue
+                out.append(o)
+            return out
+
+    def open_orders(self, market: str | None = None) -> list[dict]:
+        return [o.to_json() for o in self.orders(market=market, states=("wait", "watch"))]
+
+    # ------------------------------------------------------------------ accounts
+    def accounts(self) -> list[dict]:
+        with self._lock:
+            return self.accounts_book.to_json()
+
+    def balance(self, currency: str) -> tuple[Decimal, Decimal, Decimal]:
+        with self._lock:
+            row = self.accounts_book.peek(currency.upper())
+            if row is None:
+                return (D0, D0, D0)
+            return (row.balance, row.locked, row.avg_buy_price)
+
+    def account_row(self, currency: str) -> dict:
+        """A /v1/accounts-shaped row even when the currency holds nothing (for orders/chance)."""
+        with self._lock:
+            row = self.accounts_book.peek(currency.upper())
+            if row is None:
+                from trader.sim.accounts import Account
+                row = Account(currency.upper())
+            return row.to_json()

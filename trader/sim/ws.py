@@ -1,0 +1,369 @@
+"""Upbit WebSocket endpoints: public quotation (/websocket/v1) and private (/websocket/v1/private).
+
+A `Hub` keeps subscriptions per (type, code) and format; a message is encoded once per format
+and the same bytes are queued to every subscriber, whose own sender task writes BINARY frames
+(pyupbit decodes `recv()` as bytes). Queues are bounded by a high-water mark: at speed max the
+feed waits for readers (backpressure); otherwise a reader that falls too far behind is dropped,
+as Upbit drops slow consumers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+SIMPLE_KEYS: dict[str, dict[str, str]] = {
+    "ticker": {
+        "type": "ty", "code": "cd", "opening_price": "op", "high_price": "hp", "low_price": "lp",
+        "trade_price": "tp", "prev_closing_price": "pcp", "change": "c", "change_price": "cp",
+        "signed_change_price": "scp", "change_rate": "cr", "signed_change_rate": "scr", "trade_volume": "tv",
+        "acc_trade_volume": "atv", "acc_trade_volume_24h": "atv24h", "acc_trade_price": "atp",
+        "acc_trade_price_24h": "atp24h", "trade_date": "tdt", "trade_time": "ttm", "trade_timestamp": "ttms",
+        "ask_bid": "ab", "acc_ask_volume": "aav", "acc_bid_volume": "abv", "highest_52_week_price": "h52wp",
+        "highest_52_week_date": "h52wdt", "lowest_52_week_price": "l52wp", "lowest_52_week_date": "l52wdt",
+        "market_state": "ms", "delisting_date": "dd", "market_warning": "mw", "timestamp": "tms",
+        "stream_type": "st", "trade_status": "ts", "market_state_for_ios": "msfi",
+        "is_trading_suspended": "its",
+    },
+    "trade": {
+        "type": "ty", "code": "cd", "trade_price": "tp", "trade_volume": "tv", "ask_bid": "ab",
+        "prev_closing_price": "pcp", "change": "c", "change_price": "cp", "trade_date": "td",
+        "trade_time": "ttm", "trade_timestamp": "ttms", "timestamp": "tms", "sequential_id": "sid",
+        "best_ask_price": "bap", "best_ask_size": "bas", "best_bid_price": "bbp", "best_bid_size": "bbs",
+        "stream_type": "st",
+    },
+    "orderbook": {
+        "type": "ty", "code": "cd", "total_ask_size": "tas", "total_bid_size": "tbs",
+        "orderbook_units": "obu", "timestamp": "tms", "level": "lv", "stream_type": "st",
+    },
+    "myOrder": {
+        "type": "ty", "code": "cd", "uuid": "uid", "ask_bid": "ab", "order_type": "ot", "state": "s",
+        "trade_uuid": "tuid", "price": "p", "avg_price": "ap", "volume": "v", "remaining_volume": "rv",
+        "executed_volume": "ev", "trades_count": "tc", "reserved_fee": "rsf", "remaining_fee": "rmf",
+        "paid_fee": "pf", "locked": "l", "executed_funds": "ef", "time_in_force": "tif", "trade_fee": "tf",
+        "is_maker": "im", "identifier": "id", "smp_type": "smpt", "prevented_volume": "pv",
+        "prevented_locked": "pl", "trade_timestamp": "ttms", "order_timestamp": "otms", "timestamp": "tms",
+        "stream_type": "st",
+    },
+    "myAsset": {
+        "type": "ty", "asset_uuid": "astuid", "assets": "ast", "asset_timestamp": "asttms",
+        "timestamp": "tms", "stream_type": "st",
+    },
+}
+_UNIT_KEYS = {"ask_price": "ap", "bid_price": "bp", "ask_size": "as", "bid_size": "bs"}
+_ASSET_KEYS = {"currency": "cu", "balance": "b", "locked": "l"}
+FORMATS = ("DEFAULT", "SIMPLE", "JSON_LIST", "SIMPLE_LIST")
+PUBLIC_TYPES = ("ticker", "trade", "orderbook")
+PRIVATE_TYPES = ("myOrder", "myAsset")
+
+
+def simplify(msg: dict) -> dict:
+    keys = SIMPLE_KEYS[msg["type"]]
+    out = {keys.get(k, k): v for k, v in msg.items()}
+    if "obu" in out:
+        out["obu"] = [{_UNIT_KEYS[k]: v for k, v in u.items()} for u in out["obu"]]
+    if "ast" in out:
+        out["ast"] = [{_ASSET_KEYS.get(k, k): v for k, v in a.items()} for a in out["ast"]]
+    return out
+
+
+def encode(msg: dict, fmt: str) -> bytes:
+    body = orjson.dumps(simplify(msg) if fmt.startswith("SIMPLE") else msg)
+    return b"[" + body + b"]" if fmt.endswith("_LIST") else body
+
+
+def ws_error(name: str, message: str) -> bytes:
+    return orjson.dumps({"error": {"name": name, "message": message}})
+
+
+class Conn:
+    """One WebSocket connection: its subscriptions, format and outgoing queue."""
+
+    HIGH_WATER = 2048
+    DROP_AT = 100_000
+
+    def __init__(self, ws: WebSocket, hub: Hub, *, private: bool = False) -> None:
+        self.ws = ws
+        self.hub = hub
+        self.private = private
+        self.fmt = "DEFAULT"
+        self.keys: list[tuple[str, str]] = []
+        self.dq: deque[bytes] = deque()
+        self.ready = asyncio.Event()
+        self.drained = asyncio.Event()
+        self.drained.set()
+        self.closed = False
+        self.last_activity = time.monotonic()
+        self.status_up = False
+
+    def push(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.dq.append(data)
+        n = len(self.dq)
+        if n == 1:
+            self.ready.set()
+        if n >= self.HIGH_WATER:
+            self.drained.clear()
+            if n >= self.DROP_AT:
+                self.hub.kick(self)
+
+    async def sender(self, idle_s: float) -> None:
+        ws_send = self.ws.send
+        dq = self.dq
+        try:
+            while not self.closed:
+                if not dq:
+                    self.ready.clear()
+                    timeout = idle_s - (time.monotonic() - self.last_activity)
+                    if self.status_up:
+                        timeout = min(timeout, 10.0)
+                    if timeout <= 0:
+                        await self.close(1000)
+                        return
+                    try:
+                        await asyncio.wait_for(self.ready.wait(), timeout)
+                    except TimeoutError:
+                        if self.status_up and time.monotonic() - self.last_activity < idle_s:
+                            dq.append(b'{"status":"UP"}')
+                        continue
+                while dq:
+                    await ws_send({"type": "websocket.send", "bytes": dq.popleft()})
+                    if len(dq) < Conn.HIGH_WATER // 2 and not self.drained.is_set():
+                        self.drained.set()
+                self.drained.set()
+                self.last_activity = time.monotonic()
+        except Exception:  # the peer went away mid-send; the receive loop ends the connection
+            self.closed = True
+            self.drained.set()
+
+    async def close(self, code: int = 1000) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.drained.set()
+        with contextlib.suppress(Exception):
+            await self.ws.close(code)
+
+
+class Hub:
+    """Subscriptions and fan-out of public and private messages."""
+
+    def __init__(self) -> None:
+        self.subs: dict[tuple[str, str], dict[str, list[Conn]]] = {}
+        self.conns: set[Conn] = set()
+        self.orderbook_counts: dict[str, set[int]] = {}
+        self.sent = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def has(self, typ: str, code: str) -> bool:
+        return (typ, code) in self.subs
+
+    def subscribe(self, conn: Conn, typ: str, code: str) -> None:
+        self.subs.setdefault((typ, code), {}).setdefault(conn.fmt, []).append(conn)
+        conn.keys.append((typ, code))
+        if typ == "orderbook":
+            market, _, count = code.partition(".")
+            self.orderbook_counts.setdefault(market, set()).add(int(count) if count else 30)
+
+    def unsubscribe_all(self, conn: Conn) -> None:
+        for key in conn.keys:
+            by_fmt = self.subs.get(key)
+            if not by_fmt:
+                continue
+            lst = by_fmt.get(conn.fmt, [])
+            if conn in lst:
+                lst.remove(conn)
+            if not lst:
+                by_fmt.pop(conn.fmt, None)
+            if not by_fmt:
+                del self.subs[key]
+        conn.keys.clear()
+        self.orderbook_counts = {}
+        for typ, code in self.subs:
+            if typ == "orderbook":
+                market, _, count = code.partition(".")
+                self.orderbook_counts.setdefault(market, set()).add(int(count) if count else 30)
+
+    def publish(self, typ: str, code: str, msg: dict) -> None:
+        by_fmt = self.subs.get((typ, code))
+        if not by_fmt:
+            return
+        for fmt, conns in by_fmt.items():
+            data = encode(msg, fmt)
+            for c in conns:
+                c.push(data)
+            self.sent += len(conns)
+
+    def publish_private(self, kind: str, payload: dict) -> None:
+        """Exchange listener: may be called from another thread (tests poke the Exchange directly)."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._publish_private(kind, payload)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self._publish_private, kind, payload)
+
+    def _publish_private(self, kind: str, payload: dict) -> None:
+        if kind == "myOrder":
+            self.publish(kind, payload.get("code", ""), payload)
+        self.publish(kind, "*", payload)
+
+    def backpressure(self) -> asyncio.Future | None:
+        """A future to await while some reader is above its high-water mark (speed max)."""
+        for c in self.conns:
+            if not c.drained.is_set():
+                return asyncio.ensure_future(c.drained.wait())
+        return None
+
+    def kick(self, conn: Conn) -> None:
+        conn.closed = True
+        conn.drained.set()
+        if self._loop is not None:
+            self._loop.create_task(self._close(conn, 1008))
+
+    async def _close(self, conn: Conn, code: int) -> None:
+        conn.closed = False
+        await conn.close(code)
+
+    async def drop_all(self) -> int:
+        """Close every WebSocket (the /_sim/drop_websockets control)."""
+        conns = list(self.conns)
+        for c in conns:
+            await c.close(1012)
+        return len(conns)
+
+
+def _flag(obj: dict, snake: str, camel: str) -> bool:
+    return bool(obj.get(snake, obj.get(camel, False)))
+
+
+class WsEndpoint:
+    """Handles one WebSocket session (public or private) against the hub."""
+
+    def __init__(self, hub: Hub, snapshot: Callable[[str, str], dict | None], *,
+                 authenticate: Callable[[str | None], Any] | None = None, idle_s: float = 120.0,
+                 before_connect: Callable[[], Any] | None = None) -> None:
+        self.hub = hub
+        self.snapshot = snapshot
+        self.authenticate = authenticate
+        self.idle_s = idle_s
+        self.before_connect = before_connect
+
+    async def __call__(self, websocket: WebSocket, *, private: bool = False) -> None:
+        await websocket.accept()
+        conn = Conn(websocket, self.hub, private=private)
+        if private and self.authenticate is not None:
+            try:
+                self.authenticate(websocket.headers.get("authorization"))
+            except Exception:
+                await websocket.send_bytes(ws_error("INVALID_AUTH", "인증 정보가 올바르지 않습니다."))
+                await websocket.close(1008)
+                return
+        self.hub.conns.add(conn)
+        sender = asyncio.create_task(conn.sender(self.idle_s))
+        try:
+            while not conn.closed:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                conn.last_activity = time.monotonic()
+                raw = message.get("bytes")
+                if raw is None:
+                    raw = (message.get("text") or "").encode()
+                self.handle(conn, raw)
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            conn.closed = True
+            conn.ready.set()
+            conn.drained.set()
+            self.hub.unsubscribe_all(conn)
+            self.hub.conns.discard(conn)
+            sender.cancel()
+            with contextlib.suppress(BaseException):
+                await sender
+
+    def handle(self, conn: Conn, raw: bytes) -> None:
+        text = raw.strip()
+        if text == b"PING":
+            conn.status_up = True
+            conn.push(b'{"status":"UP"}')
+            return
+        try:
+            req = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            conn.push(ws_error("WRONG_FORMAT", "요청 형식이 올바르지 않습니다."))
+            return
+        if isinstance(req, dict):
+            req = [req]
+        if not isinstance(req, list) or not all(isinstance(x, dict) for x in req):
+            conn.push(ws_error("WRONG_FORMAT", "요청 형식이 올바르지 않습니다."))
+            return
+        if not any("ticket" in x for x in req):
+            conn.push(ws_error("NO_TICKET", "ticket 필드가 없습니다."))
+            return
+        fmt = "DEFAULT"
+        for x in req:
+            if "format" in x:
+                fmt = str(x["format"]).upper()
+        if fmt not in FORMATS:
+            conn.push(ws_error("WRONG_FORMAT", "format 값이 올바르지 않습니다."))
+            return
+        types = [x for x in req if "type" in x]
+        if not types:
+            conn.push(ws_error("NO_TYPE", "type 필드가 없습니다."))
+            return
+        allowed = PRIVATE_TYPES if conn.private else PUBLIC_TYPES
+        plan: list[tuple[str, list[str], bool, bool]] = []
+        for t in types:
+            typ = str(t["type"])
+            if typ not in allowed:
+                if typ in PRIVATE_TYPES:
+                    conn.push(ws_error("INVALID_AUTH", "인증 정보가 올바르지 않습니다."))
+                else:
+                    conn.push(ws_error("WRONG_FORMAT", f"지원하지 않는 type 입니다: {typ}"))
+                return
+            codes = t.get("codes") or []
+            if not isinstance(codes, list):
+                conn.push(ws_error("WRONG_FORMAT", "codes는 배열이어야 합니다."))
+                return
+            if typ in PUBLIC_TYPES and not codes:
+                conn.push(ws_error("NO_CODES", "codes 필드가 없습니다."))
+                return
+            only_snap = _flag(t, "is_only_snapshot", "isOnlySnapshot")
+            only_real = _flag(t, "is_only_realtime", "isOnlyRealtime")
+            plan.append((typ, [str(c) for c in codes], only_snap, only_real))
+        # a new request on the same socket replaces the subscription
+        self.hub.unsubscribe_all(conn)
+        conn.fmt = fmt
+        for typ, codes, only_snap, only_real in plan:
+            if typ == "myAsset" or (typ == "myOrder" and not codes):
+                codes = ["*"]
+            for code in codes:
+                if not only_real and typ in PUBLIC_TYPES:
+                    snap = self.snapshot(typ, code)
+                    if snap is not None:
+                        conn.push(encode(snap, fmt))
+                if not only_snap:
+                    self.hub.subscribe(conn, typ, code)
+
+
+def new_ticket() -> str:
+    return str(uuid.uuid4())
