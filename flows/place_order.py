@@ -1,27 +1,27 @@
 """`place-order`: one subflow per intent, confirming the order the engine has already sent.
 
 The trading loop never waits for it: the engine sends the request first
-(`OrderManager.submit_intent_fast`, within milliseconds of the deciding tick), then the trading
-flow starts this subflow as a background asyncio task (`spawn_confirmation`). A subflow run costs
-~1.1 s of Prefect bookkeeping, which is why it sits after the send, never before.
+(`OrderManager.submit_intent_fast`, within milliseconds of the deciding tick) inside a per-intent
+asyncio task, then calls its `confirm` hook — `confirm_with_subflow` — in that same task. A
+subflow run costs ~0.2–2 s of Prefect bookkeeping, which is why it sits after the send, never
+before it, and never on the loop's own path.
 
 Live objects (the OrderManager, the ManagedOrder) cannot be flow parameters (parameters are
 stored as JSON), so the subflow receives a key into `LIVE_ORDERS` plus readable parameters that
-make the run self-describing in the UI.
+make the run self-describing in the UI. It returns the ExecutionResult object itself (results
+are not persisted), which the engine hands to the strategy.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-from collections.abc import Callable
 from typing import Any
 
 from prefect import flow, get_run_logger
 
 from tasks.orders import confirm_fill
 
-# key -> (manager, order); filled by spawn_confirmation, emptied when the subflow ends
+# key -> (manager, order); filled by confirm_with_subflow, emptied when the subflow ends
 LIVE_ORDERS: dict[str, tuple[Any, Any]] = {}
 _keys = itertools.count(1)
 
@@ -33,31 +33,25 @@ _keys = itertools.count(1)
     log_prints=False,
     validate_parameters=False,
 )
-async def place_order(
-    key: str,
-    market: str,
-    kind: str,
-    reason: str,
-    identifier: str,
-    intent_id: str,
-) -> dict[str, Any]:
-    """Confirm the order behind `key` (sent already) and return a JSON summary of its outcome."""
+async def place_order(key: str, market: str, kind: str, reason: str, identifier: str, intent_id: str) -> Any:
+    """Confirm the order behind `key` (already sent): wait for its fills, book them, return them."""
     manager, order = LIVE_ORDERS[key]
     try:
         result = await confirm_fill(manager, order)
     finally:
         LIVE_ORDERS.pop(key, None)
-    summary = summarize(result)
+    s = summarize(result)
     get_run_logger().info(
-        "%s %s (%s): %s, %s filled at %s",
+        "%s %s (%s): %s, %s filled at %s, %s order(s)",
         market,
         kind,
         reason,
-        summary["status"],
-        summary["filled"],
-        summary["avg_price"],
+        s["status"],
+        s["filled"],
+        s["avg_price"],
+        s["orders"],
     )
-    return summary
+    return result
 
 
 def summarize(result: Any) -> dict[str, Any]:
@@ -75,27 +69,23 @@ def summarize(result: Any) -> dict[str, Any]:
     }
 
 
-def spawn_confirmation(
-    manager: Any,
-    order: Any,
-    *,
-    on_done: Callable[[asyncio.Task[Any]], None] | None = None,
-) -> asyncio.Task[dict[str, Any]]:
-    """Start `place-order` for an already-sent order as a background task of the running loop."""
+async def confirm_with_subflow(manager: Any, order: Any) -> Any:
+    """The engine's `confirm` hook: run `place-order` for an already-sent order, return its result."""
     key = f"o{next(_keys)}"
     LIVE_ORDERS[key] = (manager, order)
     intent = order.intent
-    task = asyncio.create_task(
-        place_order(
+    try:
+        return await place_order(
             key=key,
             market=intent.market,
             kind=str(intent.kind),
             reason=intent.reason,
             identifier=order.identifier,
             intent_id=intent.intent_id,
-        ),
-        name=f"place-order-{key}",
-    )
-    if on_done is not None:
-        task.add_done_callback(on_done)
-    return task
+        )
+    except Exception:
+        if LIVE_ORDERS.pop(key, None) is None:
+            raise  # the confirmation itself failed: the engine records the error
+        # Prefect could not even start the subflow (API unreachable…): the order is out there,
+        # so confirm it without orchestration rather than leave its fills unbooked
+        return await manager.confirm(order)

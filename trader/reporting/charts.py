@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import matplotlib as mpl
@@ -26,6 +27,7 @@ from trader.reporting.metrics import PeriodMetrics, ReportMetrics
 
 WIDTH_IN, DPI = 4.5, 240  # 1080 px wide; 9–11 pt text stays readable when a phone scales it down
 MAX_PLOT_POINTS = 2_000  # equity/price lines are decimated to this many min/max buckets
+MAX_MARKERS = 2_000  # buy/sell markers drawn on the price chart at most (an even sample)
 KST_MS = 9 * 3_600_000
 
 REASON_COLOURS = {
@@ -202,20 +204,32 @@ def chart_price(metrics: ReportMetrics, pm: PeriodMetrics, lang: str, path: Path
                 "buy": [f.side.value == "bid" for f in fills],
             }
         )
+        n_total = len(df)
         for (reason, is_buy), g in df.groupby(["reason", "buy"], sort=True):
+            # a year holds ~100k fills: draw an even sample (each group keeps its share, at least
+            # 50) — unreadable on a phone otherwise, and seconds of drawing
+            cap = max(50, MAX_MARKERS * len(g) // n_total)
+            if len(g) > cap:
+                g = g.iloc[np.linspace(0, len(g) - 1, cap).astype(int)]
             ax.scatter(
                 _kst_times(g["ts"].to_numpy()),
                 g["price"],
                 marker="^" if is_buy else "v",
-                s=26 if len(df) < 200 else 8,
+                s=26 if n_total < 200 else 8,
                 color=REASON_COLOURS.get(str(reason), "#17becf"),
                 edgecolor="white",
                 linewidth=0.4,
                 zorder=3,
                 label=f"{reason_label(str(reason), lang)} ({t('buy' if is_buy else 'sell', lang)})",
             )
+        # below the plot: never covers the price line, and no costly "best" placement search
         ax.legend(
-            fontsize=7, loc="best", frameon=True, framealpha=0.8, ncol=2 if df["reason"].nunique() > 3 else 1
+            fontsize=7,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.14),
+            frameon=False,
+            ncol=2,
+            markerscale=1.5 if n_total >= 200 else 1.0,
         )
     ax.yaxis.set_major_formatter(_krw_formatter(lang))
     _date_axis(ax, pm.start_ms, pm.end_ms)
@@ -239,10 +253,11 @@ def chart_daily(metrics: ReportMetrics, pm: PeriodMetrics, lang: str, path: Path
             {"day": g.index.date, "ret": (g["equity_end"] / g["equity_start"] - 1).to_numpy() * 100}
         )
     pal = palette(lang)
-    x = pd.to_datetime(daily["day"]).to_numpy()
+    x = list(pd.to_datetime(daily["day"]).dt.to_pydatetime())
     ret = daily["ret"].to_numpy(dtype="float64")
     colours = [pal.up if r > 0 else pal.down if r < 0 else "#aaa" for r in ret]
-    width = 0.8 if len(daily) <= 120 else 5.0
+    # explicit timedeltas: a float width is read in the axis' own date unit, which varies
+    width = timedelta(hours=19) if len(daily) <= 120 else timedelta(days=5)
     ax.bar(x, ret, color=colours, width=width)
     ax.axhline(0, color="#666", lw=0.6)
     if pm.period == "day":  # the report's day is the month's last bar: outline it

@@ -102,23 +102,36 @@ def fills_from_frame(df: pd.DataFrame) -> list[Fill]:
     if df is None or len(df) == 0:
         return out
     cols = set(df.columns)
+
+    def money(row: dict[str, Any], name: str) -> Decimal:
+        # snapshots carry `<name>_exact` (the decimal as text) next to the float column
+        exact = row.get(f"{name}_exact")
+        return _dec(exact) if exact not in (None, "") and not pd.isna(exact) else _dec(row[name])
+
     for row in df.to_dict("records"):
+        price, volume = money(row, "price"), money(row, "volume")
         out.append(
             Fill(
                 trade_uuid=str(row["trade_uuid"]),
                 order_uuid=str(row.get("order_uuid", "") or ""),
                 market=str(row["market"]),
                 side=Side(str(row["side"])),
-                price=_dec(row["price"]),
-                volume=_dec(row["volume"]),
-                funds=_dec(row["funds"]) if "funds" in cols else _dec(row["price"]) * _dec(row["volume"]),
-                fee=_dec(row["fee"]),
+                price=price,
+                volume=volume,
+                funds=money(row, "funds") if "funds" in cols else price * volume,
+                fee=money(row, "fee"),
                 ts_ms=int(row["ts_ms"]),
                 reason=str(row.get("reason", "") or ""),
-                identifier=(str(row["identifier"]) if row.get("identifier") not in (None, "") else None),
+                identifier=_text_or_none(row.get("identifier")),
             )
         )
     return out
+
+
+def _text_or_none(value: Any) -> str | None:
+    if value is None or value == "" or (isinstance(value, float) and pd.isna(value)):
+        return None
+    return str(value)
 
 
 def _starting_equity_guess(equity: pd.DataFrame, fills: list[Fill]) -> Decimal:
@@ -245,7 +258,10 @@ def load_inputs_from_snapshots(
 
 
 def _read_parquet_dir(path: Path) -> pd.DataFrame:
-    files = sorted(path.rglob("*.parquet")) if path.is_dir() else []
+    # dot- or underscore-prefixed files are a writer's temp files (see trader.storage.parquet)
+    files = sorted(
+        f for f in (path.rglob("*.parquet") if path.is_dir() else []) if not f.name.startswith((".", "_"))
+    )
     if not files:
         return pd.DataFrame()
     frames = [pd.read_parquet(f) for f in files]

@@ -121,5 +121,8 @@ def send_smtp(msg: EmailMessage, settings: Any) -> None:
     except smtplib.SMTPAuthenticationError as exc:
         raise ReportMailError(f"mail server {where} refused the login of user {user!r}") from exc
     except (smtplib.SMTPException, OSError) as exc:
+        # smtplib turns a read timeout into SMTPServerDisconnected("...: timed out")
+        if isinstance(exc.__context__, TimeoutError) or str(exc).endswith("timed out"):
+            raise ReportMailError(f"mail server {where} did not answer within {timeout:g} s") from exc
         detail = redact(f"{type(exc).__name__}: {exc}", *(s for s in (password,) if s))
         raise ReportMailError(f"could not send mail via {where}: {detail}") from exc

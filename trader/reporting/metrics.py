@@ -92,13 +92,14 @@ def replay(fills: list[Fill], starting_krw: Decimal, boundaries: list[int]) -> R
     trips: list[RoundTrip] = []
     open_trip: dict[str, list[Any]] = {}  # market → [open_ms, pnl, fees, n]
     open_changes: list[tuple[int, int]] = []
+    is_open: dict[str, bool] = {}
     n_open = 0
     kept: list[Fill] = []
     for f in fills:
         while bi < len(bounds) and bounds[bi] <= f.ts_ms:
             states[bounds[bi]] = _clone_without_history(pf)
             bi += 1
-        was_open = pf.position(f.market).volume > 0
+        was_open = is_open.get(f.market, False)
         effect = pf.apply_fill(f)
         if effect is None:  # the same trade twice: the ledger ignores it, so do we
             continue
@@ -112,6 +113,7 @@ def replay(fills: list[Fill], starting_krw: Decimal, boundaries: list[int]) -> R
         if effect.realized_pnl is not None:
             trip[1] += effect.realized_pnl
         now_open = effect.position.volume > 0
+        is_open[f.market] = now_open
         if now_open != was_open:
             n_open += 1 if now_open else -1
             open_changes.append((f.ts_ms, n_open))

@@ -9,7 +9,7 @@ deplete levels; the book is rebuilt lazily, only when read after the price moved
 from __future__ import annotations
 
 import math
-import random
+import zlib
 from decimal import Decimal
 
 from trader.upbit.rules import round_price, tick_size, tick_size_f
@@ -19,9 +19,34 @@ _EPS = Decimal("0.00000001")
 _Q8 = Decimal("0.00000001")
 
 
-def _size(rng: random.Random, scale: float, level: int) -> Decimal:
-    size = scale * (0.4 + 1.6 * rng.random()) * (1.0 + 0.05 * level)
-    return Decimal(repr(round(size, 8))).quantize(_Q8) or _Q8
+_M64 = (1 << 64) - 1
+
+
+class _Draws:
+    """A tiny deterministic generator (splitmix64) seeded by (seed, market, price).
+
+    Much cheaper to seed than `random.Random` (the trade message needs a fresh one per price).
+    """
+
+    __slots__ = ("state",)
+
+    def __init__(self, seed: int, market: str, price: float) -> None:
+        self.state = (seed * 0x9E3779B97F4A7C15 + zlib.crc32(market.encode()) * 0xBF58476D1CE4E5B9
+                      + int(price * 1e8)) & _M64
+
+    def random(self) -> float:
+        self.state = z = (self.state + 0x9E3779B97F4A7C15) & _M64
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+        return ((z ^ (z >> 31)) >> 11) / 9007199254740992.0
+
+
+def _size_f(rng: _Draws, scale: float, level: int) -> float:
+    return max(round(scale * (0.4 + 1.6 * rng.random()) * (1.0 + 0.05 * level), 8), 1e-8)
+
+
+def _size(rng: _Draws, scale: float, level: int) -> Decimal:
+    return Decimal(repr(_size_f(rng, scale, level))).quantize(_Q8)
 
 
 def tick_up(price: Decimal) -> Decimal:
@@ -36,7 +61,7 @@ def tick_down(price: Decimal) -> Decimal:
 class SyntheticBook:
     """Levels as [price, size] lists (Decimal), best first on both sides."""
 
-    __slots__ = ("asks", "bids", "built_for", "market", "seed")
+    __slots__ = ("_quotes", "asks", "bids", "built_for", "market", "seed")
 
     def __init__(self, market: str, seed: int) -> None:
         self.market = market
@@ -44,6 +69,7 @@ class SyntheticBook:
         self.asks: list[list[Decimal]] = []
         self.bids: list[list[Decimal]] = []
         self.built_for: tuple[float, float] | None = None
+        self._quotes: dict[float, tuple[float, float, float, float]] = {}
 
     def ensure(self, last_price: float | None, ref_volume: float) -> None:
         """Rebuild when the last price (or the volume scale, coarsely) changed since the last build."""
@@ -54,7 +80,7 @@ class SyntheticBook:
             return
         self.built_for = (last_price, ref_volume)
         last = Decimal(repr(last_price))
-        rng = random.Random(f"{self.seed}:{self.market}:{last_price!r}")
+        rng = _Draws(self.seed, self.market, last_price)
         scale = max(ref_volume, 1e-6)
         best_ask = round_price(last, "up")
         if best_ask <= 0:
@@ -81,12 +107,20 @@ class SyntheticBook:
         if bb is not None and bb[0] == last_price and self.asks and self.bids:
             a, b = self.asks[0], self.bids[0]
             return float(a[0]), float(a[1]), float(b[0]), float(b[1])
-        tick = tick_size_f(last_price)
-        ask = round(math.ceil(last_price / tick - 1e-9) * tick, 8)
-        bid = round(ask - tick_size_f(ask - 1e-8), 8)
-        rng = random.Random(f"{self.seed}:{self.market}:{last_price!r}")
+        hit = self._quotes.get(last_price)
+        if hit is None:
+            # memo of the price-only part: best prices and the two unit draws of level 0
+            if len(self._quotes) > 65536:
+                self._quotes.clear()
+            tick = tick_size_f(last_price)
+            ask = round(math.ceil(last_price / tick - 1e-9) * tick, 8)
+            bid = round(ask - tick_size_f(ask - 1e-8), 8)
+            rng = _Draws(self.seed, self.market, last_price)
+            hit = self._quotes[last_price] = (ask, rng.random(), bid, rng.random())
         scale = max(ref_volume, 1e-6)
-        return ask, float(_size(rng, scale, 0)), bid, float(_size(rng, scale, 0))
+        ask, ua, bid, ub = hit
+        return (ask, max(round(scale * (0.4 + 1.6 * ua), 8), 1e-8),
+                bid, max(round(scale * (0.4 + 1.6 * ub), 8), 1e-8))
 
     def consume(self, side_levels: list[list[Decimal]], index: int, volume: Decimal) -> None:
         side_levels[index][1] -= volume

@@ -30,6 +30,29 @@ def _utc(ts_ms: int) -> datetime:
     return datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
 
 
+_DAY_CACHE: dict[int, tuple[str, str]] = {}
+
+
+def _date_strs(ts_ms: int) -> tuple[str, str]:
+    """('yyyy-MM-dd', 'yyyyMMdd') of the UTC day, cached (strftime is slow on the hot path)."""
+    day = ts_ms // DAY_MS
+    hit = _DAY_CACHE.get(day)
+    if hit is None:
+        if len(_DAY_CACHE) > 4096:
+            _DAY_CACHE.clear()
+        d = _utc(day * DAY_MS)
+        hit = _DAY_CACHE[day] = (d.strftime("%Y-%m-%d"), d.strftime("%Y%m%d"))
+    return hit
+
+
+def _time_strs(ts_ms: int) -> tuple[str, str]:
+    """('HH:mm:ss', 'HHmmss') UTC."""
+    sec = (ts_ms // 1000) % 86400
+    h, rem = divmod(sec, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h:02d}:{m:02d}:{s:02d}", f"{h:02d}{m:02d}{s:02d}"
+
+
 def _naive(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S")
 
@@ -140,8 +163,9 @@ class MarketStats:
             "opening_price": day[0], "high_price": day[1], "low_price": day[2], "trade_price": price,
             "prev_closing_price": prev, "change": change, "change_price": abs(diff),
             "change_rate": abs(rate), "signed_change_price": diff, "signed_change_rate": rate,
-            "trade_volume": vol, "acc_trade_price": day[5], "acc_trade_price_24h": self.val24,
-            "acc_trade_volume": day[4], "acc_trade_volume_24h": self.vol24,
+            "trade_volume": vol, "acc_trade_price": round(day[5], 8),
+            "acc_trade_price_24h": round(self.val24, 8),
+            "acc_trade_volume": round(day[4], 8), "acc_trade_volume_24h": round(self.vol24, 8),
             "highest_52_week_price": self.high52[0],
             "highest_52_week_date": _utc(self.high52[1]).strftime("%Y-%m-%d"),
             "lowest_52_week_price": self.low52[0],
@@ -155,20 +179,18 @@ class MarketStats:
         ts, price, vol, is_bid = self.last
         day, prev = self._day_figures()
         change, diff, rate = self._change(price, prev)
-        dt = _utc(ts)
         return {
             "type": "ticker", "code": self.market, "opening_price": day[0], "high_price": day[1],
             "low_price": day[2], "trade_price": price, "prev_closing_price": prev, "change": change,
             "change_price": abs(diff), "signed_change_price": diff, "change_rate": abs(rate),
-            "signed_change_rate": rate, "trade_volume": vol, "acc_trade_volume": day[4],
-            "acc_trade_volume_24h": self.vol24, "acc_trade_price": day[5], "acc_trade_price_24h": self.val24,
-            "trade_date": dt.strftime("%Y%m%d"), "trade_time": dt.strftime("%H%M%S"), "trade_timestamp": ts,
-            "ask_bid": "BID" if is_bid else "ASK", "acc_ask_volume": self.ask_vol,
-            "acc_bid_volume": self.bid_vol,
-            "highest_52_week_price": self.high52[0],
-            "highest_52_week_date": _utc(self.high52[1]).strftime("%Y-%m-%d"),
-            "lowest_52_week_price": self.low52[0],
-            "lowest_52_week_date": _utc(self.low52[1]).strftime("%Y-%m-%d"),
+            "signed_change_rate": rate, "trade_volume": vol, "acc_trade_volume": round(day[4], 8),
+            "acc_trade_volume_24h": round(self.vol24, 8), "acc_trade_price": round(day[5], 8),
+            "acc_trade_price_24h": round(self.val24, 8), "trade_date": _date_strs(ts)[1],
+            "trade_time": _time_strs(ts)[1], "trade_timestamp": ts,
+            "ask_bid": "BID" if is_bid else "ASK", "acc_ask_volume": round(self.ask_vol, 8),
+            "acc_bid_volume": round(self.bid_vol, 8),
+            "highest_52_week_price": self.high52[0], "highest_52_week_date": _date_strs(self.high52[1])[0],
+            "lowest_52_week_price": self.low52[0], "lowest_52_week_date": _date_strs(self.low52[1])[0],
             "trade_status": None, "market_state": "ACTIVE", "market_state_for_ios": None,
             "is_trading_suspended": False, "delisting_date": None, "market_warning": "NONE",
             "timestamp": ts, "stream_type": stream_type,
@@ -180,10 +202,9 @@ class MarketStats:
         ts, price, vol, is_bid = self.last
         prev = self._day_figures()[1]
         change, diff, _ = self._change(price, prev)
-        dt = _utc(ts)
         return {
-            "type": "trade", "code": self.market, "timestamp": ts, "trade_date": dt.strftime("%Y-%m-%d"),
-            "trade_time": dt.strftime("%H:%M:%S"), "trade_timestamp": ts, "trade_price": price,
+            "type": "trade", "code": self.market, "timestamp": ts, "trade_date": _date_strs(ts)[0],
+            "trade_time": _time_strs(ts)[0], "trade_timestamp": ts, "trade_price": price,
             "trade_volume": vol, "ask_bid": "BID" if is_bid else "ASK", "prev_closing_price": prev,
             "change": change, "change_price": abs(diff), "sequential_id": ts * 1000 + self.seq % 1000,
             "best_ask_price": best[0], "best_ask_size": best[1], "best_bid_price": best[2],
@@ -240,7 +261,8 @@ class MarketStats:
         row = {"market": self.market, "candle_date_time_utc": _naive(dt),
                "candle_date_time_kst": _naive(dt.astimezone(KST)), "opening_price": c[0], "high_price": c[1],
                "low_price": c[2], "trade_price": c[3], "timestamp": int(c[6]),
-               "candle_acc_trade_price": c[5], "candle_acc_trade_volume": c[4]}
+               "candle_acc_trade_price": round(c[5], 8),
+               "candle_acc_trade_volume": round(c[4], 8)}
         if unit is not None:
             row["unit"] = unit
         return row
@@ -282,6 +304,9 @@ class Feed:
         self.exchange = exchange
         self.market = market
         self.trades = trades
+        # plain lists: indexing numpy arrays element by element is several times slower
+        self._cols = ((trades.ts_ms.tolist(), trades.price.tolist(), trades.volume.tolist(),
+                       trades.is_bid.tolist()) if trades is not None else ([], [], [], []))
         self.pos = 0
         self.speed = speed
         self.paused = paused
@@ -328,21 +353,20 @@ class Feed:
             last = self.exchange.last_price(p.market)
             is_bid = p.is_bid if p.is_bid is not None else (last is None or p.price >= last)
             return p.market, ts, p.price, p.volume if p.volume is not None else self.last_vol, is_bid
-        tr = self.trades
-        if tr is None or self.pos >= len(tr):
-            return None
+        ts_col, px, vol, bid = self._cols
         i = self.pos
-        self.pos += 1
-        ts = max(int(tr.ts_ms[i]), self.exchange.clock_ms)
-        return self.market, ts, float(tr.price[i]), float(tr.volume[i]), bool(tr.is_bid[i])
+        if i >= len(ts_col):
+            return None
+        self.pos = i + 1
+        ts = ts_col[i]
+        clock = self.exchange.clock_ms
+        return self.market, ts if ts > clock else clock, px[i], vol[i], bid[i]
 
     def peek_ts(self) -> int | None:
         if self.pending:
             return self.pending[0].ts_ms or self.exchange.clock_ms + 1000
-        tr = self.trades
-        if tr is None or self.pos >= len(tr):
-            return None
-        return int(tr.ts_ms[self.pos])
+        ts_col = self._cols[0]
+        return ts_col[self.pos] if self.pos < len(ts_col) else None
 
     def step(self, n: int = 1) -> int:
         """Apply the next `n` trades now (pushed path first, then the replay); returns how many."""

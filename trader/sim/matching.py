@@ -212,6 +212,13 @@ class Exchange:
             st.book.ensure(st.last, st.ref_vol)
             return st.book
 
+    def book_quote(self, market: str, last: float) -> tuple[float, float, float, float]:
+        """Best ask/size and best bid/size as floats without building the whole book."""
+        st = self._markets.get(market)
+        if st is None or st.last is None:
+            return (0.0, 0.0, 0.0, 0.0)
+        return st.book.quote(st.last, st.ref_vol)
+
     def orderbook_units(self, market: str, count: int = 30) -> list[dict]:
         with self._lock:
             return self.book(market).units(count)

@@ -156,7 +156,7 @@ class RestApi:
         if not market:
             raise SimError(400, "validation_error", "market 파라미터가 필요합니다.")
         if market not in self.ex.markets:
-            raise SimError(404 if False else 400, "notfoundmarket", f"다음 마켓에 없는 종목입니다: {market}")
+            raise SimError(400, "notfoundmarket", f"다음 마켓에 없는 종목입니다: {market}")
         return market
 
     def chance(self, rd: RequestData) -> object:
@@ -292,7 +292,8 @@ class RestApi:
                 ok.append(entry)
             except SimError:
                 failed.append(entry)
-        return {"success": {"count": len(ok), "orders": ok}, "failed": {"count": len(failed), "orders": failed}}
+        return {"success": {"count": len(ok), "orders": ok},
+                "failed": {"count": len(failed), "orders": failed}}
 
     def cancel_open(self, rd: RequestData) -> object:
         side = (rd.get("cancel_side") or "all").lower()

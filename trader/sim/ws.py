@@ -65,9 +65,18 @@ PUBLIC_TYPES = ("ticker", "trade", "orderbook")
 PRIVATE_TYPES = ("myOrder", "myAsset")
 
 
+_KEY_ORDER: dict[tuple[str, int, str], tuple[str, ...]] = {}
+
+
 def simplify(msg: dict) -> dict:
-    keys = SIMPLE_KEYS[msg["type"]]
-    out = {keys.get(k, k): v for k, v in msg.items()}
+    # the builders emit a fixed key order per (type, size, first key): map the keys once, then
+    # zip the values (the hot path of the trade stream)
+    sig = (msg["type"], len(msg), next(iter(msg)))
+    order = _KEY_ORDER.get(sig)
+    if order is None:
+        keys = SIMPLE_KEYS[sig[0]]
+        order = _KEY_ORDER[sig] = tuple(keys.get(k, k) for k in msg)
+    out = dict(zip(order, msg.values(), strict=True))
     if "obu" in out:
         out["obu"] = [{_UNIT_KEYS[k]: v for k, v in u.items()} for u in out["obu"]]
     if "ast" in out:
@@ -160,7 +169,7 @@ class Hub:
     def __init__(self) -> None:
         self.subs: dict[tuple[str, str], dict[str, list[Conn]]] = {}
         self.conns: set[Conn] = set()
-        self.orderbook_counts: dict[str, set[int]] = {}
+        self.orderbook_counts: dict[str, set[str]] = {}  # market -> subscribed codes ("KRW-BTC.15")
         self.sent = 0
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -174,8 +183,7 @@ class Hub:
         self.subs.setdefault((typ, code), {}).setdefault(conn.fmt, []).append(conn)
         conn.keys.append((typ, code))
         if typ == "orderbook":
-            market, _, count = code.partition(".")
-            self.orderbook_counts.setdefault(market, set()).add(int(count) if count else 30)
+            self.orderbook_counts.setdefault(code.partition(".")[0], set()).add(code)
 
     def unsubscribe_all(self, conn: Conn) -> None:
         for key in conn.keys:
@@ -193,8 +201,7 @@ class Hub:
         self.orderbook_counts = {}
         for typ, code in self.subs:
             if typ == "orderbook":
-                market, _, count = code.partition(".")
-                self.orderbook_counts.setdefault(market, set()).add(int(count) if count else 30)
+                self.orderbook_counts.setdefault(code.partition(".")[0], set()).add(code)
 
     def publish(self, typ: str, code: str, msg: dict) -> None:
         by_fmt = self.subs.get((typ, code))

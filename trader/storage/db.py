@@ -73,7 +73,7 @@ class Database:
             if in_memory:
                 kwargs["poolclass"] = StaticPool  # one shared connection, or each would be empty
             else:
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
         else:
             kwargs["pool_pre_ping"] = True
         engine = create_engine(u, **kwargs)

@@ -16,9 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import Select, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -37,6 +36,9 @@ from trader.storage.models import (
     StrategyStateModel,
 )
 from trader.upbit.rules import FEE_RATE
+
+if TYPE_CHECKING:  # pandas is imported only when a frame is asked for (the live loop never does)
+    import pandas as pd
 
 ZERO = Decimal(0)
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -145,7 +147,7 @@ def _row(cls: type, obj: Any) -> Any:
     return cls(**{f.name: getattr(obj, f.name) for f in fields(cls)})
 
 
-def _to_fill(m: FillModel) -> Fill:
+def _to_fill(m: Any) -> Fill:
     return Fill(
         trade_uuid=m.trade_uuid,
         order_uuid=m.order_uuid,
@@ -362,11 +364,13 @@ class Repository:
 
     def _fill_models(
         self, s: Session, since_ms: int | None, until_ms: int | None, market: str | None
-    ) -> list[FillModel]:
-        stmt = _between(select(FillModel), FillModel.ts_ms, since_ms, until_ms)
+    ) -> list[Any]:
+        """Rows of `fills` (Core rows, not ORM objects: several times faster to load)."""
+        table = FillModel.__table__
+        stmt = _between(select(table), table.c.ts_ms, since_ms, until_ms)
         if market is not None:
-            stmt = stmt.where(FillModel.market == market)
-        return list(s.execute(stmt.order_by(FillModel.id)).scalars())
+            stmt = stmt.where(table.c.market == market)
+        return list(s.execute(stmt.order_by(table.c.id)))
 
     def fills(
         self, since_ms: int | None = None, until_ms: int | None = None, market: str | None = None
@@ -556,6 +560,8 @@ EVENT_COLUMNS = ("id", "ts_ms", "level", "kind", "message", "data")
 
 
 def _frame(records: list[dict[str, Any]], columns: Sequence[str], money: Sequence[str]) -> pd.DataFrame:
+    import pandas as pd
+
     df = pd.DataFrame.from_records(records, columns=list(columns))
     for c in money:
         df[c] = pd.Series([None if v is None else float(v) for v in df[c]], index=df.index, dtype="float64")

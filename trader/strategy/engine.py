@@ -69,16 +69,9 @@ class StrategyEngine:
         self._pv_avg: Decimal | None = None
         self._vol_f = 0.0
         self._avg_f = 0.0
+        self._observers = self.entry.observers() + self.exits.observers()
 
     # ------------------------------------------------------------------ market observation
-    def _observe(self, ts: int, p: float) -> None:
-        self.entry.observe(ts, p)
-        self.exits.observe(ts, p)
-        if self.in_position and p > self.peak:
-            self.peak = p
-        self.last_ts = ts
-        self.last_price = p
-
     def advance(self, ts: np.ndarray, prices: np.ndarray) -> None:
         """Replay skipped trades (arrays, oldest first) exactly as `on_tick` would observe them."""
         if ts.shape[0] == 0:
@@ -103,11 +96,28 @@ class StrategyEngine:
 
     # ------------------------------------------------------------------ decisions
     def on_tick(self, tick: Tick, position: PositionView) -> list[Intent]:
-        ts, p = tick.ts_ms, tick.price
-        self._observe(ts, p)
+        """Observe one trade and decide (see the module docstring)."""
+        return self.on_price(tick.ts_ms, tick.price, position)
+
+    def on_price(self, ts: int, p: float, position: PositionView) -> list[Intent]:
+        """`on_tick` without the Tick object: the same code, for loops that hold prices in arrays."""
+        for update in self._observers:
+            update(ts, p)
+        if self.in_position and p > self.peak:
+            self.peak = p
+        self.last_ts = ts
+        self.last_price = p
         if position.pending:
             return []
-        vol_f, avg_f = self._floats(position)
+        vol = position.volume
+        if vol is not self._pv_vol:
+            self._pv_vol = vol
+            self._vol_f = float(vol)
+        avg = position.avg_buy_price
+        if avg is not self._pv_avg:
+            self._pv_avg = avg
+            self._avg_f = float(avg)
+        vol_f, avg_f = self._vol_f, self._avg_f
         flat = vol_f * p < MIN_F
         if self.in_position:
             if flat:

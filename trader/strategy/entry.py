@@ -35,13 +35,9 @@ class EntryRules:
         self.trend_n = tf.ma if tf else 0
 
     # -- market data -------------------------------------------------------------------------
-    def observe(self, ts: int, p: float) -> None:
-        if self.daily is not None:
-            self.daily.update(ts, p)
-        if self.dip_win is not None:
-            self.dip_win.update(ts, p)
-        if self.trend is not None:
-            self.trend.update(ts, p)
+    def observers(self) -> list:
+        """Bound per-trade update methods of the indicators in use (the engine calls them)."""
+        return [ind.update for ind in (self.daily, self.dip_win, self.trend) if ind is not None]
 
     def advance(self, ts: np.ndarray, prices: np.ndarray) -> None:
         for ind in (self.daily, self.dip_win, self.trend):
@@ -64,7 +60,7 @@ class EntryRules:
         if self.dip_win is not None and p > self.dip_win.px[0] * self.dip_mult:
             return False
         if self.trend is not None:
-            ma = self.trend.mas[0]
+            ma = self.trend.ma(0)
             if ma is None or p <= ma:
                 return False
         return True
@@ -77,7 +73,7 @@ class EntryRules:
             until = float(self.daily.next_day_ms())
             options.append((-INF, INF if target is None else target, until))
         if self.trend is not None:
-            ma = self.trend.mas[0]
+            ma = self.trend.ma(0)
             options.append((-INF, INF if ma is None else ma, float(self.trend.next_boundary_ms())))
         if self.dip_win is not None and self.dip_win.px:
             # any window high H' ≤ H keeps p > H'·(1−drop) false for dip once p > H·(1−drop)

@@ -39,11 +39,9 @@ class ExitRules:
         self.tp_mults = [1.0 + s.gain for s in cfg.take_profit]
         self.tp_sells = [s.sell for s in cfg.take_profit]
 
-    def observe(self, ts: int, p: float) -> None:
-        if self.sharp_win is not None:
-            self.sharp_win.update(ts, p)
-        if self.reversal is not None:
-            self.reversal.update(ts, p)
+    def observers(self) -> list:
+        """Bound per-trade update methods of the indicators in use (the engine calls them)."""
+        return [ind.update for ind in (self.sharp_win, self.reversal) if ind is not None]
 
     def advance(self, ts: np.ndarray, prices: np.ndarray) -> None:
         if self.sharp_win is not None:
@@ -62,7 +60,7 @@ class ExitRules:
         if self.hold_ms is not None and ts - entry_ts >= self.hold_ms:
             return "max_hold"
         if self.reversal is not None and p >= avg * self.rev_mult:
-            fast, slow = self.reversal.mas
+            fast, slow = self.reversal.mas()
             if fast is not None and slow is not None and fast < slow:
                 return "reversal"
         return None

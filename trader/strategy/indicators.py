@@ -83,11 +83,13 @@ class CandleMAs:
     """Moving averages of the last N closes of `interval_ms` candles (closed candles only).
 
     A candle closes when the first trade of a later candle arrives (candles exist only where
-    trades do, like Upbit's). `mas[i]` is the average of the last `lengths[i]` closes, or None
-    until that many candles have closed.
+    trades do, like Upbit's). `ma(i)` is the average of the last `lengths[i]` closes, or None
+    until that many candles have closed. A close is an O(1) append; an average is computed on
+    demand with the exact `math.fsum` (O(N), at most once per candle thanks to the cache), so it
+    does not depend on how the closes arrived — one by one or in bulk.
     """
 
-    __slots__ = ("bucket", "closes", "interval_ms", "last", "lengths", "mas")
+    __slots__ = ("_cache", "bucket", "closes", "interval_ms", "last", "lengths")
 
     def __init__(self, interval_ms: int, lengths: tuple[int, ...]) -> None:
         self.interval_ms = int(interval_ms)
@@ -95,26 +97,27 @@ class CandleMAs:
         self.closes: deque[float] = deque(maxlen=max(self.lengths))
         self.bucket: int | None = None
         self.last = 0.0
-        self.mas: list[float | None] = [None] * len(self.lengths)
+        self._cache: list[float | None] | None = None
 
-    def _recompute(self) -> None:
-        closes = self.closes
-        n = len(closes)
-        out: list[float | None] = []
-        for length in self.lengths:
-            if n < length:
-                out.append(None)
-            else:
-                window = list(closes)[n - length:]
-                out.append(math.fsum(window) / length)
-        self.mas = out
+    def mas(self) -> list[float | None]:
+        cache = self._cache
+        if cache is None:
+            window = list(self.closes)
+            n = len(window)
+            cache = [math.fsum(window[n - length:]) / length if n >= length else None
+                     for length in self.lengths]
+            self._cache = cache
+        return cache
+
+    def ma(self, k: int = 0) -> float | None:
+        return self.mas()[k]
 
     def update(self, ts_ms: int, price: float) -> None:
         b = ts_ms // self.interval_ms
         if b != self.bucket:
             if self.bucket is not None:
                 self.closes.append(self.last)
-                self._recompute()
+                self._cache = None
             self.bucket = b
         self.last = price
 
@@ -125,15 +128,13 @@ class CandleMAs:
         if ts.shape[0] == 0:
             return
         buckets = ts // self.interval_ms
-        closed: list[float] = []
         if self.bucket is not None and int(buckets[0]) != self.bucket:
-            closed.append(self.last)
+            self.closes.append(self.last)
+            self._cache = None
         change = np.flatnonzero(buckets[1:] != buckets[:-1])
         if change.shape[0]:
-            closed.extend(prices[change[-self.closes.maxlen:]].tolist())
-        if closed:
-            self.closes.extend(closed)
-            self._recompute()
+            self.closes.extend(prices[change[-self.closes.maxlen:]].tolist())
+            self._cache = None
         self.bucket = int(buckets[-1])
         self.last = float(prices[-1])
 
@@ -144,7 +145,7 @@ class CandleMAs:
         self.bucket = None if d["bucket"] is None else int(d["bucket"])
         self.last = float(d["last"])
         self.closes = deque((float(v) for v in d["closes"]), maxlen=max(self.lengths))
-        self._recompute()
+        self._cache = None
 
 
 class DailyCandle:

@@ -17,7 +17,8 @@ from trader.upbit.client import Balance
 
 RATE = D("0.0005")
 PRECISE = ["0.00003736", "2.99989592", "160594000", "5999.79184", "0.00010408",
-           "1000.015384615384615384615385", "-123456789012.123456789012345678", "0", "1E-20", "99999999999999999999.5"]
+           "1000.015384615384615384615385", "-123456789012.123456789012345678", "0", "1E-20",
+           "99999999999999999999.5"]
 
 
 def mkfill(uuid: str, side: Side, price: str, volume: str, ts: int, market: str = "KRW-BTC") -> Fill:
@@ -161,8 +162,8 @@ def test_frames(repo: Repository) -> None:
     repo.log_event(1, "k", "m", {"x": 1})
 
     fills = repo.fills_frame()
-    assert list(fills.columns) == ["ts_ms", "trade_uuid", "order_uuid", "identifier", "market", "side", "price",
-                                   "volume", "funds", "fee", "realized_pnl", "reason"]
+    assert list(fills.columns) == ["ts_ms", "trade_uuid", "order_uuid", "identifier", "market", "side",
+                                   "price", "volume", "funds", "fee", "realized_pnl", "reason"]
     assert fills["ts_ms"].dtype == "int64" and fills["price"].dtype == "float64"
     assert fills["realized_pnl"].isna().tolist() == [True, False]
     assert fills["funds"].iloc[0] == pytest.approx(5999.79184)

@@ -42,7 +42,7 @@ def test_advance_equals_updates(path, data):
             ind.update(t, p)
     for a, b in zip(one, bulk, strict=True):
         assert a.to_state() == b.to_state()
-    assert one[1].mas == bulk[1].mas
+    assert one[1].mas() == bulk[1].mas()
 
 
 def test_window_max_expires_old_highs():

@@ -1,0 +1,391 @@
+"""`trading`: the long-running flow that hosts the WebSocket trading loop (paper or live).
+
+Table of contents of a run:
+1. tag the run with its market and mode; build the venue (the simulator's URL and dev keys, or
+   Upbit with keys from env / Secret blocks), the database and the `TradingLoop`;
+2. run the loop (`trader.engine`): it reconciles with the exchange first, then trades. Each
+   decision is *sent* by the engine itself within milliseconds of its tick
+   (`OrderManager.submit_intent_fast`); the slow half — confirming the fill — runs as a
+   `place-order` subflow inside the engine's per-intent asyncio task, so Prefect's ~1 s per
+   subflow never delays a tick or a stop order (bench/flow_latency.py measures it);
+3. a Markdown artifact (position, average price, P&L, last decisions) is refreshed in place
+   every `status_every_s`, and one log line every `log_every_s` — never per tick;
+4. when the loop dies the flow fails and Prefect retries it with back-off: start-up reconciles,
+   so a retry resumes where the ledger and the exchange agree (crash-only design);
+5. final failure or crash mails an alert (hooks); cancelling from the UI stops the loop cleanly
+   (in-flight orders get `shutdown_grace_s`, then are left to the next start's reconcile).
+
+`fail_after_ticks` injects a fault (the market stream raises after N ticks of every attempt):
+the e2e test and the README's "see an alert" recipe use it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import contextlib
+import os
+import sys
+import time
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_client, get_run_logger
+from prefect.runtime import flow_run as current_run
+
+from flows.hooks import LAST_POSITION, mail_failure_alert
+from flows.place_order import confirm_with_subflow
+from tasks.status import StatusBoard, StatusPublisher, artifact_key, describe_intent
+from trader.config import SIM_ACCESS_KEY, SIM_SECRET_KEY, load_settings
+from trader.domain import Tick
+
+DEFAULT_STRATEGY = "trader/strategy/examples/demo.yaml"
+ACCESS_KEY_BLOCK = "upbit-access-key"
+SECRET_KEY_BLOCK = "upbit-secret-key"
+# Retries are read from the environment when the module loads, so a deployment (or a test) can
+# shorten them through job variables without a code change.
+RETRIES = int(os.environ.get("TRADER_TRADING_RETRIES", "3"))
+RETRY_DELAYS_S = [
+    float(x) for x in os.environ.get("TRADER_TRADING_RETRY_DELAYS_S", "10,60,300").split(",") if x.strip()
+]
+
+
+class InjectedFault(RuntimeError):
+    """Raised by `fail_after_ticks`: a deliberate failure to exercise retries and alerts."""
+
+
+async def failing_after(stream: AsyncIterable[Any], ticks: int) -> AsyncIterator[Any]:
+    """`stream` unchanged until `ticks` ticks went through, then InjectedFault."""
+    seen = 0
+    async for event in stream:
+        if isinstance(event, Tick):
+            seen += 1
+            if seen > ticks:
+                raise InjectedFault(f"injected fault after {ticks} ticks (fail_after_ticks)")
+        yield event
+
+
+# ---- venue -----------------------------------------------------------------------------------
+_OWN_SIM: dict[str, Any] = {}  # a simulator this process started for paper runs without sim_url
+
+
+def _ws_urls(rest_url: str) -> tuple[str, str]:
+    ws = rest_url.rstrip("/").replace("https://", "wss://").replace("http://", "ws://") + "/websocket/v1"
+    return ws, ws + "/private"
+
+
+def _own_simulator(market: str) -> str:
+    """Start (once per process, kept across retries) a simulator for a paper run with no sim_url."""
+    if "sim" not in _OWN_SIM:
+        from trader.sim.server import SimulatorProcess
+
+        sim = SimulatorProcess(args=["--speed", "1", "--market", market]).start()
+        _OWN_SIM["sim"] = sim
+        atexit.register(sim.stop)
+    return str(_OWN_SIM["sim"].base_url)
+
+
+def _secret(block: str) -> str | None:
+    from prefect.blocks.system import Secret
+
+    try:
+        return str(Secret.load(block).get())
+    except ValueError:  # no such block
+        return None
+
+
+def resolve_venue(
+    paper: bool, sim_url: str | None, settings: Any, market: str
+) -> tuple[str, str, str, tuple]:
+    """(rest_url, ws_url, private_ws_url, keys): the simulator with its dev keys, or Upbit."""
+    if paper:
+        rest = sim_url or _own_simulator(market)
+        return rest, *_ws_urls(rest), (SIM_ACCESS_KEY, SIM_SECRET_KEY)
+    ak = (
+        settings.upbit_access_key.get_secret_value()
+        if settings.upbit_access_key
+        else _secret(ACCESS_KEY_BLOCK)
+    )
+    sk = (
+        settings.upbit_secret_key.get_secret_value()
+        if settings.upbit_secret_key
+        else _secret(SECRET_KEY_BLOCK)
+    )
+    if not ak or not sk:
+        raise ValueError(
+            "live trading needs Upbit keys: UPBIT_ACCESS_KEY/UPBIT_SECRET_KEY in the worker's environment "
+            f"or the Secret blocks {ACCESS_KEY_BLOCK}/{SECRET_KEY_BLOCK} (python -m deployments.setup)"
+        )
+    ws = settings.upbit_ws_url.rstrip("/")
+    return settings.upbit_base_url, ws, ws + "/private", (ak, sk)
+
+
+def default_db_url(paper: bool, sim_url: str | None, settings: Any) -> str:
+    """Live: the configured DB. Paper: var/paper.db for a given simulator, else one per run."""
+    if not paper:
+        return str(settings.db_url)
+    var = Path(settings.var_dir)
+    if sim_url:
+        return f"sqlite:///{(var / 'paper.db').as_posix()}"
+    # a simulator started by this run is a brand-new account: it gets a brand-new ledger
+    return f"sqlite:///{(var / f'paper-{current_run.id or int(time.time())}.db').as_posix()}"
+
+
+# ---- observers ---------------------------------------------------------------------------------
+class FlowObservers:
+    """Engine observer hooks → status board, artifact cadence, sparse logs. All cheap, on-loop."""
+
+    def __init__(self, board: StatusBoard, publisher: StatusPublisher, logger: Any, log_every_s: float):
+        self.board = board
+        self.publisher = publisher
+        self.logger = logger
+        self.log_every_s = log_every_s
+        self._last_log = 0.0
+        self._publishing: asyncio.Task[Any] | None = None
+        self.loop: Any = None  # the TradingLoop, set once built
+
+    def on_decision(self, tick: Any, intent: Any) -> None:
+        self.board.on_decision(tick.ts_ms, str(intent.kind), intent.reason, describe_intent(intent))
+        self.logger.info(
+            "decision %s (%s) %s at %s", intent.kind, intent.reason, describe_intent(intent), tick.price
+        )
+        self._maybe_publish(force=True)
+
+    def on_order(self, order: Any) -> None:
+        self.board.orders += 1
+
+    def on_fill(self, fill: Any, effect: Any) -> None:
+        self.board.fills += 1
+        self._refresh_ledger()
+
+    def on_status(self, status: dict[str, Any]) -> None:
+        self.board.ticks = int(status.get("ticks", self.board.ticks))
+        if status.get("last_price") is not None:
+            self.board.last_price = float(status["last_price"])
+        self.board.last_tick_ms = int(status.get("last_tick_ts_ms") or 0) or self.board.last_tick_ms
+        if status.get("stopped"):
+            self.board.state = f"stopped: {status['stopped']}"
+        self._refresh_ledger()
+        now = time.monotonic()
+        if now - self._last_log >= self.log_every_s:
+            self._last_log = now
+            self.logger.info(
+                "ticks=%s orders=%s fills=%s errors=%s price=%s volume=%s krw=%s",
+                status.get("ticks"),
+                status.get("orders"),
+                status.get("fills"),
+                status.get("errors"),
+                status.get("last_price"),
+                status.get("volume"),
+                status.get("krw"),
+            )
+        self._maybe_publish()
+
+    def _refresh_ledger(self) -> None:
+        if self.loop is None:
+            return
+        pf = self.loop.portfolio
+        pos = pf.position(self.board.market)
+        self.board.on_ledger(
+            volume=pos.volume,
+            avg_buy_price=pos.avg_buy_price,
+            krw=pf.krw,
+            realized=pf.realized_pnl_total(),
+            fees=pf.fees_total(),
+        )
+        LAST_POSITION[str(current_run.id)] = {
+            "market": self.board.market,
+            "volume": str(pos.volume),
+            "avg_buy_price": str(pos.avg_buy_price),
+            "krw": str(pf.krw),
+            "last_price": self.board.last_price,
+        }
+
+    def _maybe_publish(self, force: bool = False) -> None:
+        if self._publishing is not None and not self._publishing.done():
+            return  # one write in flight at most; the next status call catches up
+        if force or self.publisher.due():
+            self._publishing = asyncio.create_task(self._publish(force))
+
+    async def _publish(self, force: bool) -> None:
+        try:
+            await self.publisher.publish(self.board, force=force)
+        except Exception as exc:  # the board is cosmetic: never let it hurt trading
+            self.logger.warning("status artifact not updated: %s", type(exc).__name__)
+
+    async def flush(self) -> None:
+        if self._publishing is not None:
+            with contextlib.suppress(Exception):
+                await self._publishing
+        await self._publish(force=True)
+
+
+async def tag_run(*tags: str) -> None:
+    """Add tags (market, mode) to the running flow run, so the UI can filter on them."""
+    run_id = current_run.id
+    if not run_id:
+        return
+    async with get_client() as client:
+        run = await client.read_flow_run(run_id)
+        await client.update_flow_run(run_id, tags=sorted({*(run.tags or []), *tags}))
+
+
+async def back_off() -> None:
+    """Exponential back-off across Prefect's flow retries (a flow takes one fixed delay only).
+
+    Prefect waits RETRY_DELAYS_S[0] before every retry; attempt n (n ≥ 2) then waits the rest of
+    RETRY_DELAYS_S[n-2] here, so a loop that keeps dying backs off 10 s, 60 s, 300 s.
+    """
+    attempt = int(current_run.run_count or 1)
+    if attempt < 2 or not RETRY_DELAYS_S:
+        return
+    extra = RETRY_DELAYS_S[min(attempt - 2, len(RETRY_DELAYS_S) - 1)] - RETRY_DELAYS_S[0]
+    if extra > 0:
+        get_run_logger().warning("attempt %d: backing off %.0f s more before reconnecting", attempt, extra)
+        await asyncio.sleep(extra)
+
+
+# ---- the flow ----------------------------------------------------------------------------------
+@flow(
+    name="trading",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS_S[0] if RETRY_DELAYS_S else 0,
+    persist_result=False,
+    log_prints=False,
+    on_failure=[mail_failure_alert],
+    on_crashed=[mail_failure_alert],
+)
+async def trading(
+    strategy_path: str = DEFAULT_STRATEGY,
+    paper: bool = True,
+    sim_url: str | None = None,
+    db_url: str | None = None,
+    max_runtime_s: float | None = None,
+    until: str | None = None,
+    status_every_s: float = 30.0,
+    log_every_s: float = 600.0,
+    shutdown_grace_s: float = 15.0,
+    fail_after_ticks: int | None = None,
+) -> dict[str, Any]:
+    """Trade the strategy at `strategy_path` until cancelled, `max_runtime_s`, or market time `until`.
+
+    paper: trade on the simulator at `sim_url` (started here when omitted) with its dev keys;
+    paper=false trades real money on Upbit. `until` is ISO 8601 market time (naive = UTC).
+    """
+    from trader.engine import Observers, TradingLoop
+    from trader.portfolio import Portfolio
+    from trader.run_cli import parse_ts
+    from trader.storage.db import Database, redact_url
+    from trader.storage.repository import Repository
+    from trader.strategy.config import load_strategy
+    from trader.upbit.rest import UpbitRestClient
+    from trader.upbit.ws import UpbitWebSocket, subscription
+
+    logger = get_run_logger()
+    await back_off()
+    config = load_strategy(strategy_path)
+    market, mode = config.market, ("paper" if paper else "live")
+    await tag_run(market, mode)
+    settings = load_settings()
+    rest_url, ws_url, private_ws_url, keys = resolve_venue(paper, sim_url, settings, market)
+    url = db_url or default_db_url(paper, sim_url, settings)
+    logger.info("trading %s (%s) on %s, db %s", market, mode, rest_url, redact_url(url))
+
+    board = StatusBoard(market=market, mode=mode)
+    observers = FlowObservers(
+        board, StatusPublisher(artifact_key(market, mode), every_s=status_every_s), logger, log_every_s
+    )
+    db = Database.open(url)
+    rest = UpbitRestClient(*keys, rest_url)
+    public = UpbitWebSocket(ws_url, subscriptions=[subscription("trade", [market])], rest=rest)
+    private = UpbitWebSocket(
+        private_ws_url, subscriptions=[subscription("myOrder", [market])], private_auth=keys
+    )
+    stream: AsyncIterable[Any] = (
+        public if fail_after_ticks is None else failing_after(public, fail_after_ticks)
+    )
+    managers: list[Any] = []
+    loop = TradingLoop(
+        config,
+        rest,
+        stream,
+        Repository(db),
+        Portfolio(),
+        order_events=private,
+        observers=Observers(
+            on_decision=observers.on_decision,
+            on_order=observers.on_order,
+            on_fill=observers.on_fill,
+            on_status=observers.on_status,
+        ),
+        confirm=lambda order: confirm_with_subflow(managers[0], order),
+        stop_at_ms=parse_ts(until) if until else None,
+        max_runtime_s=max_runtime_s,
+        status_every_s=min(status_every_s, 10.0),
+        shutdown_grace_s=shutdown_grace_s,
+    )
+    managers.append(loop.om)
+    observers.loop = loop
+    board.state = "running"
+    try:
+        stats = await loop.run()
+    except BaseException as exc:
+        board.state = f"failed: {type(exc).__name__}"
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            await observers.flush()
+        for closer in (public.close, private.close, rest.close):
+            with contextlib.suppress(Exception):
+                await closer()
+        db.close()
+    lat = sorted(stats.latencies_ns)
+    summary = {
+        "market": market,
+        "mode": mode,
+        "stop_reason": loop.stop_reason,
+        "ticks": stats.ticks,
+        "decisions": stats.decisions,
+        "orders": stats.orders,
+        "fills": stats.fills,
+        "errors": stats.errors,
+        "last_tick_ts_ms": stats.last_tick_ts_ms,
+        "krw": str(loop.portfolio.krw),
+        "volume": str(loop.portfolio.position(market).volume),
+        "realized_pnl": str(loop.portfolio.realized_pnl_total()),
+        "fees": str(loop.portfolio.fees_total()),
+        "tick_to_order_ms_p50": lat[len(lat) // 2] / 1e6 if lat else None,
+        "tick_to_order_ms_max": lat[-1] / 1e6 if lat else None,
+        "db_url": redact_url(url),
+    }
+    logger.info("stopped (%s): %s", loop.stop_reason, {k: summary[k] for k in ("ticks", "orders", "fills")})
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flows.trading", description=__doc__.split("\n")[0])
+    parser.add_argument("--strategy", default=DEFAULT_STRATEGY)
+    parser.add_argument("--live", action="store_true", help="trade real money on Upbit (default: paper)")
+    parser.add_argument("--sim-url")
+    parser.add_argument("--db-url")
+    parser.add_argument("--max-runtime-s", type=float)
+    parser.add_argument("--until", help="stop at this market time (ISO 8601, naive = UTC)")
+    args = parser.parse_args(argv)
+    result = asyncio.run(
+        trading(
+            strategy_path=args.strategy,
+            paper=not args.live,
+            sim_url=args.sim_url,
+            db_url=args.db_url,
+            max_runtime_s=args.max_runtime_s,
+            until=args.until,
+        )
+    )
+    print(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,378 @@
+"""TradingLoop: ticks → strategy → intents → orders → fills → database → ledger → strategy.
+
+One loop for live (Upbit) and paper (the simulator over loopback); only the exchange client and
+the market stream differ. The loop never waits for a fill: each intent runs as an asyncio task
+(`OrderManager.submit_intent_fast` then `confirm`), and the market stays `pending` in the
+strategy's view meanwhile. On start it reconciles (crash-only: start-up and recovery are one
+path); on stop it waits a bounded time for in-flight orders, saves the strategy state and returns.
+
+Observers (`on_decision`, `on_fill`, `on_result`, `on_status`) let a caller such as the Prefect
+flow render progress without the loop knowing about it. Logs are `key=value`, never keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from trader.domain import Fill, Intent, Tick
+from trader.execution.order_manager import ExecutionResult, ManagedOrder, OrderManager, wall_ms
+from trader.execution.reconcile import EngineMeta, ReconcileReport, reconcile
+from trader.upbit.client import ExchangeClient
+
+log = logging.getLogger("trader.engine")
+
+STATE_PREFIX = "strategy:"
+
+
+@dataclass
+class Observers:
+    """Callbacks (all optional, all synchronous and quick: they run on the loop)."""
+
+    on_decision: Callable[[Tick, Intent], None] | None = None
+    on_order: Callable[[ManagedOrder], None] | None = None  # sent (fast path done)
+    on_fill: Callable[[Fill, Any], None] | None = None
+    on_result: Callable[[ExecutionResult], None] | None = None
+    on_status: Callable[[dict[str, Any]], None] | None = None
+
+
+@dataclass
+class LoopStats:
+    ticks: int = 0
+    ignored: int = 0
+    decisions: int = 0
+    orders: int = 0
+    fills: int = 0
+    errors: int = 0
+    started_at: float = field(default_factory=time.time)
+    last_tick_ts_ms: int = 0
+    latencies_ns: list[int] = field(default_factory=list)  # tick received -> order request out
+
+
+class TradingLoop:
+    """The live/paper trading loop (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: Any,
+        exchange: ExchangeClient,
+        market_stream: AsyncIterable[Any],
+        repo: Any,
+        portfolio: Any,
+        *,
+        namespace: str | None = None,
+        clock: Callable[[], int] = wall_ms,
+        strategy: Any | None = None,
+        order_events: AsyncIterable[Any] | None = None,
+        observers: Observers | None = None,
+        confirm: Callable[[ManagedOrder], Awaitable[ExecutionResult]] | None = None,
+        order_manager: OrderManager | None = None,
+        equity_every_ms: int = 60_000,
+        status_every_s: float = 10.0,
+        shutdown_grace_s: float = 30.0,
+        stop_at_ms: int | None = None,
+        max_runtime_s: float | None = None,
+        reconcile_on_start: bool = True,
+        reconcile_grace_s: float = 2.0,
+        om_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.market: str = config.market
+        self.exchange = exchange
+        self.market_stream = market_stream
+        self.order_events = order_events
+        self.repo = repo
+        self.clock = clock
+        self.observers = observers or Observers()
+        self.om = order_manager or OrderManager(
+            exchange,
+            repo,
+            portfolio,
+            namespace=namespace or "",
+            clock=clock,
+            price_source=self._price,
+            on_fill=self._on_fill,
+            **(om_options or {}),
+        )
+        self._namespace_given = namespace
+        self._confirm = confirm or self.om.confirm
+        self._strategy = strategy
+        self.equity_every_ms = equity_every_ms
+        self.status_every_s = status_every_s
+        self.shutdown_grace_s = shutdown_grace_s
+        self.stop_at_ms = stop_at_ms
+        self.max_runtime_s = max_runtime_s
+        self.reconcile_on_start = reconcile_on_start
+        self.reconcile_grace_s = reconcile_grace_s
+        self.stats = LoopStats()
+        self.meta: EngineMeta | None = None
+        self.report: ReconcileReport | None = None
+        self.inflight: dict[str, asyncio.Task[Any]] = {}
+        self.last_price: float | None = None
+        self._stop = asyncio.Event()
+        self._state_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._next_equity_ms = 0
+        self._last_status = 0.0
+        self.stop_reason = ""
+
+    # ---- accessors ---------------------------------------------------------------------------
+    @property
+    def portfolio(self) -> Any:
+        return self.om.portfolio
+
+    @property
+    def strategy(self) -> Any:
+        if self._strategy is None:
+            from trader.strategy.engine import StrategyEngine
+
+            self._strategy = StrategyEngine(self.config)
+        return self._strategy
+
+    @property
+    def state_name(self) -> str:
+        return f"{STATE_PREFIX}{self.market}"
+
+    def _price(self, market: str) -> Decimal | None:
+        return (
+            Decimal(repr(self.last_price)) if self.last_price is not None and market == self.market else None
+        )
+
+    def stop(self, reason: str = "stop requested") -> None:
+        """Ask the loop to finish (signal handlers call this)."""
+        if not self._stop.is_set():
+            self.stop_reason = reason
+            log.info("stopping reason=%s", reason)
+            self._stop.set()
+
+    # ---- start-up ----------------------------------------------------------------------------
+    async def start(self) -> ReconcileReport | None:
+        """Reconcile with the exchange, restore the strategy, tell it what its orders achieved."""
+        if self.reconcile_on_start:
+            _pf, meta, report = await reconcile(
+                self.om, self.repo, markets=[self.market], clock=self.clock, grace_s=self.reconcile_grace_s
+            )
+            self.meta, self.report = meta, report
+            if self._namespace_given:
+                self.om.namespace = self._namespace_given
+        saved = await asyncio.to_thread(self.repo.load_strategy_state, self.state_name)
+        if saved and self._strategy is None:
+            from trader.strategy.engine import StrategyEngine
+
+            try:
+                self._strategy = StrategyEngine.from_state(self.config, saved)
+                log.info("strategy state restored market=%s", self.market)
+            except (ValueError, KeyError) as exc:
+                log.warning("strategy state not usable (%s): starting fresh", exc)
+        if self.report is not None:
+            for out in self.report.outcomes:
+                if out.intent.market == self.market:
+                    self.strategy.on_order_result(out.intent, out.filled_volume, out.avg_price, out.ts_ms)
+                    log.info(
+                        "decision outcome recovered intent_id=%s filled=%s avg_price=%s",
+                        out.intent.intent_id,
+                        out.filled_volume,
+                        out.avg_price,
+                    )
+        await self.save_state()
+        return self.report
+
+    # ---- the loop -------------------------------------------------------------------------
+    async def run(self) -> LoopStats:
+        """start(), then consume the market stream until stopped; always shuts down cleanly."""
+        await self.start()
+        tasks: list[asyncio.Task[Any]] = []
+        if self.order_events is not None:
+            tasks.append(asyncio.create_task(self._pump_order_events(), name="order-events"))
+        consume = asyncio.create_task(self._consume(), name="market-stream")
+        stopper = asyncio.create_task(self._stop.wait(), name="stop")
+        waiters: list[asyncio.Task[Any]] = [consume, stopper]
+        if self.max_runtime_s is not None:
+            waiters.append(asyncio.create_task(asyncio.sleep(self.max_runtime_s), name="max-runtime"))
+        try:
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if consume in done and consume.exception() is not None:
+                raise consume.exception()  # type: ignore[misc]
+            if consume in done:
+                self.stop_reason = self.stop_reason or "market stream ended"
+            elif stopper not in done:
+                self.stop_reason = "max runtime reached"
+        finally:
+            for t in [*waiters, *tasks]:
+                t.cancel()
+            for t in [*waiters, *tasks]:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            await self.shutdown()
+        return self.stats
+
+    async def _consume(self) -> None:
+        async for event in self.market_stream:
+            if isinstance(event, Tick):
+                await self.on_tick(event)
+                if self._stop.is_set():
+                    return
+            else:
+                self.om.notify(event)
+
+    async def _pump_order_events(self) -> None:
+        assert self.order_events is not None
+        async for event in self.order_events:
+            self.om.notify(event)
+
+    async def on_tick(self, tick: Tick) -> list[Intent]:
+        """One tick: decide, start the orders, keep the cadence jobs going. Never waits for a fill."""
+        t0 = time.perf_counter_ns()
+        if tick.market != self.market:
+            self.stats.ignored += 1
+            return []
+        self.stats.ticks += 1
+        self.stats.last_tick_ts_ms = tick.ts_ms
+        self.last_price = tick.price
+        om = self.om
+        view = self.portfolio.view(self.market, pending=bool(self.inflight), krw_reserved=om.reserved_krw())
+        intents = self.strategy.on_tick(tick, view)
+        for intent in intents:
+            self.stats.decisions += 1
+            log.info(
+                "decision=%s reason=%s intent_id=%s price=%s krw=%s volume=%s limit_price=%s",
+                intent.kind.value,
+                intent.reason,
+                intent.intent_id,
+                tick.price,
+                intent.krw,
+                intent.volume,
+                intent.limit_price,
+            )
+            if self.observers.on_decision:
+                self.observers.on_decision(tick, intent)
+            task = asyncio.create_task(self._execute(intent, tick, t0), name=f"intent-{intent.intent_id}")
+            self.inflight[intent.intent_id] = task
+        if intents:
+            self._spawn(self.save_state())
+        if tick.ts_ms >= self._next_equity_ms:
+            self._next_equity_ms = tick.ts_ms + self.equity_every_ms
+            self._spawn(self._equity_point(tick))
+        if self.stop_at_ms is not None and tick.ts_ms >= self.stop_at_ms:
+            self.stop("until-ts reached")
+        now = time.monotonic()
+        if self.observers.on_status and now - self._last_status >= self.status_every_s:
+            self._last_status = now
+            self.observers.on_status(self.status())
+        return intents
+
+    async def _execute(self, intent: Intent, tick: Tick, t0: int) -> ExecutionResult | None:
+        result: ExecutionResult | None = None
+        try:
+            order = await self.om.submit_intent_fast(intent, last_price=Decimal(repr(tick.price)), tick_ns=t0)
+            if order.sent_ns:
+                self.stats.orders += 1
+                self.stats.latencies_ns.append(order.sent_ns - t0)
+            if self.observers.on_order:
+                self.observers.on_order(order)
+            result = await self._confirm(order)
+        except asyncio.CancelledError:
+            # shutdown while in flight: the order stays recorded; the next start reconciles it
+            log.warning("in-flight order abandoned at shutdown intent_id=%s", intent.intent_id)
+            raise
+        except Exception as exc:  # the loop must survive; the order is recorded
+            self.stats.errors += 1
+            log.exception("order failed intent_id=%s error=%s", intent.intent_id, type(exc).__name__)
+            await self._log_event("order.error", f"{intent.intent_id}: {type(exc).__name__}", level="error")
+            return None
+        finally:
+            self.inflight.pop(intent.intent_id, None)
+        log.info(
+            "result intent_id=%s status=%s filled=%s avg_price=%s fees=%s note=%s",
+            intent.intent_id,
+            result.status,
+            result.filled_volume,
+            result.avg_price,
+            result.fees,
+            result.note,
+        )
+        self.strategy.on_order_result(intent, result.filled_volume, result.avg_price, result.ts_ms)
+        if self.observers.on_result:
+            self.observers.on_result(result)
+        await self.save_state()
+        return result
+
+    def _on_fill(self, fill: Fill, effect: Any) -> None:
+        self.stats.fills += 1
+        if self.observers.on_fill:
+            self.observers.on_fill(fill, effect)
+
+    # ---- persistence ---------------------------------------------------------------------
+    async def save_state(self) -> None:
+        """Strategy state, serialised in call order (an older state never overwrites a newer)."""
+        state = self.strategy.state_dict()
+        async with self._state_lock:
+            await asyncio.to_thread(self.repo.save_strategy_state, self.state_name, state, self.clock())
+
+    async def _equity_point(self, tick: Tick) -> None:
+        pf = self.portfolio
+        price = Decimal(repr(tick.price))
+        pos = pf.position(self.market)
+        equity = pf.equity({self.market: price})
+        try:
+            await asyncio.to_thread(
+                self.repo.add_equity_point, tick.ts_ms, self.market, price, pf.krw, pos.volume, equity
+            )
+            await asyncio.to_thread(self.repo.save_positions, [pos], tick.ts_ms)
+        except Exception:  # a lost equity point must not stop trading
+            log.exception("equity point failed")
+        await self.save_state()  # indicators/peak move with every tick: keep the saved copy fresh
+
+    async def _log_event(self, kind: str, message: str, level: str = "info") -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.repo.log_event, self.clock(), kind, message, None, level)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def status(self) -> dict[str, Any]:
+        pf = self.portfolio
+        pos = pf.position(self.market)
+        return {
+            "market": self.market,
+            "ticks": self.stats.ticks,
+            "decisions": self.stats.decisions,
+            "orders": self.stats.orders,
+            "fills": self.stats.fills,
+            "errors": self.stats.errors,
+            "last_price": self.last_price,
+            "last_tick_ts_ms": self.stats.last_tick_ts_ms,
+            "krw": str(pf.krw),
+            "volume": str(pos.volume),
+            "avg_buy_price": str(pos.avg_buy_price),
+            "in_flight": sorted(self.inflight),
+        }
+
+    # ---- shutdown ------------------------------------------------------------------------
+    async def shutdown(self) -> None:
+        """Wait (bounded) for in-flight orders, then save state and flush background writes."""
+        pending = [t for t in self.inflight.values() if not t.done()]
+        if pending:
+            log.info("waiting for %d in-flight order(s) up to %.0fs", len(pending), self.shutdown_grace_s)
+            _done, still = await asyncio.wait(pending, timeout=self.shutdown_grace_s)
+            for t in still:
+                t.cancel()
+            for t in still:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+        if self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+        await self.save_state()
+        if self.observers.on_status:
+            self.observers.on_status({**self.status(), "stopped": self.stop_reason})
+        log.info(
+            "stopped reason=%s ticks=%d orders=%d", self.stop_reason, self.stats.ticks, self.stats.orders
+        )

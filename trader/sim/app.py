@@ -1,0 +1,193 @@
+"""Assembly of the simulator: data → trades → exchange + feed + hub, and the ASGI app serving them.
+
+`Simulator(SimConfig(...))` is the whole local Upbit; `.asgi()` gives the Starlette app with the
+REST routes, the two WebSocket endpoints and the /_sim/ controls. The feed task starts with the
+app's lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from trader.config import SIM_ACCESS_KEY, SIM_SECRET_KEY
+from trader.marketdata.synth import TradeArrays
+from trader.sim.auth import Authenticator
+from trader.sim.controls import control_routes
+from trader.sim.faults import Faults
+from trader.sim.market import Feed, MarketStats
+from trader.sim.matching import Exchange
+from trader.sim.ratelimit import RateLimiter
+from trader.sim.rest import RestApi
+from trader.sim.ws import Hub, WsEndpoint
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA = PACKAGE_ROOT / "data" / "KRW-ETH_15m_2024.parquet"
+_MARKET_RE = re.compile(r"([A-Z]{2,5}-[A-Z0-9]{2,10})")
+
+
+def market_from_path(path: Path) -> str | None:
+    m = _MARKET_RE.match(path.name)
+    return m.group(1) if m else None
+
+
+@dataclass
+class SimConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    data: Path | None = DEFAULT_DATA
+    speed: float | None = 1.0  # None = max
+    krw: Decimal = Decimal("10000000")
+    access_key: str = SIM_ACCESS_KEY
+    secret_key: str = SIM_SECRET_KEY
+    seed: int = 0
+    strict: bool = False
+    market: str | None = None
+    ticks_per_candle: int = 8
+    start: str | None = None
+    paused: bool = False
+    rate_limit: bool = True
+    idle_s: float = 120.0
+    prime: bool = True  # apply the first trade at start so quotes and the book exist
+    extra_markets: list[str] = field(default_factory=list)
+    # random uuids by default: a paper run must never reuse the uuids of an earlier run (ledgers
+    # dedupe fills by trade uuid); seeded uuids only when asked, for reproducible traces
+    deterministic_uuids: bool = False
+
+
+def load_trades(cfg: SimConfig) -> tuple[str, TradeArrays | None]:
+    """The market name and its replay trades (synthesized from candles, or ticks as recorded)."""
+    if cfg.data is None:
+        return cfg.market or "KRW-ETH", None
+    from trader.marketdata.candles import load_frame, slice_time
+    from trader.marketdata.synth import synthesize_trades
+
+    path = Path(cfg.data)
+    market = cfg.market or market_from_path(path) or "KRW-ETH"
+    kind, frame = load_frame(path)
+    if cfg.start:
+        frame = slice_time(frame, cfg.start, None)
+    if kind == "ticks":
+        return market, TradeArrays.from_frame(frame)
+    return market, synthesize_trades(frame, ticks_per_candle=cfg.ticks_per_candle, seed=cfg.seed)
+
+
+class Simulator:
+    """One simulated Upbit: exchange, replay feed, WebSocket hub, auth, limits, faults."""
+
+    def __init__(self, config: SimConfig | None = None, *, trades: TradeArrays | None = None) -> None:
+        self.config = cfg = config or SimConfig()
+        if trades is not None:
+            self.market = cfg.market or "KRW-ETH"
+        else:
+            self.market, trades = load_trades(cfg)
+        markets = [self.market, *[m for m in cfg.extra_markets if m != self.market]]
+        factory = None if cfg.deterministic_uuids else (lambda: str(uuid.uuid4()))
+        self.exchange = Exchange(krw=Decimal(cfg.krw), markets=markets, seed=cfg.seed, uuid_factory=factory)
+        self.hub = Hub()
+        self.feed = Feed(self.exchange, self.market, trades, speed=cfg.speed, paused=cfg.paused,
+                         publish=self._publish)
+        for m in markets:
+            self.feed.stats.setdefault(m, MarketStats(m))
+        if cfg.prime:
+            self.feed.step(1)
+        self.auth = Authenticator(cfg.access_key, cfg.secret_key)
+        self.limiter = RateLimiter(enabled=cfg.rate_limit)
+        self.faults = Faults()
+        self.exchange.subscribe(self.hub.publish_private)
+        self._task: asyncio.Task | None = None
+
+    # ------------------------------------------------------------------ messages
+    def _publish(self, market: str, stats: MarketStats) -> None:
+        hub = self.hub
+        if hub.has("trade", market):
+            st = self.exchange
+            last = st.last_price(market) or 0.0
+            quote = st.book_quote(market, last)
+            msg = stats.trade_ws(quote)
+            if msg is not None:
+                hub.publish("trade", market, msg)
+        if hub.has("ticker", market):
+            msg = stats.ticker_ws()
+            if msg is not None:
+                hub.publish("ticker", market, msg)
+        codes = hub.orderbook_counts.get(market)
+        if codes:
+            for code in list(codes):
+                _, _, count = code.partition(".")
+                hub.publish("orderbook", code, self.orderbook_message(market, int(count) if count else 30))
+
+    def orderbook_message(self, market: str, count: int = 30, *, rest: bool = False,
+                          stream_type: str = "REALTIME") -> dict:
+        units = self.exchange.orderbook_units(market, count)
+        ts = self.exchange.clock_ms
+        total_ask = sum(u["ask_size"] for u in units)
+        total_bid = sum(u["bid_size"] for u in units)
+        if rest:
+            return {"market": market, "timestamp": ts, "total_ask_size": total_ask,
+                    "total_bid_size": total_bid, "orderbook_units": units, "level": 0}
+        return {"type": "orderbook", "code": market, "timestamp": ts, "total_ask_size": total_ask,
+                "total_bid_size": total_bid, "orderbook_units": units, "stream_type": stream_type, "level": 0}
+
+    def snapshot(self, typ: str, code: str) -> dict | None:
+        market, _, count = code.partition(".")
+        stats = self.feed.stats_for(market)
+        if stats is None or stats.last is None:
+            return None
+        if typ == "ticker":
+            return stats.ticker_ws("SNAPSHOT")
+        if typ == "trade":
+            last = self.exchange.last_price(market) or 0.0
+            return stats.trade_ws(self.exchange.book_quote(market, last), "SNAPSHOT")
+        if typ == "orderbook":
+            return self.orderbook_message(market, int(count) if count else 30, stream_type="SNAPSHOT")
+        return None
+
+    def state(self) -> dict:
+        return {**self.feed.state(), "markets": self.exchange.markets, "ws_clients": len(self.hub.conns),
+                "ws_sent": self.hub.sent, "rate_limit": self.limiter.enabled,
+                "latency_ms": self.faults.latency_ms, "pending_failures": self.faults.pending()}
+
+    # ------------------------------------------------------------------ ASGI
+    def asgi(self) -> Starlette:
+        public = WsEndpoint(self.hub, self.snapshot, idle_s=self.config.idle_s)
+        private = WsEndpoint(self.hub, self.snapshot, authenticate=self.auth.decode,
+                             idle_s=self.config.idle_s)
+
+        async def ws_public(websocket: WebSocket) -> None:
+            await public(websocket)
+
+        async def ws_private(websocket: WebSocket) -> None:
+            await private(websocket, private=True)
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            loop = asyncio.get_running_loop()
+            self.hub.bind_loop(loop)
+            self.feed.backpressure = self.hub.backpressure if self.feed.speed is None else None
+            self._task = loop.create_task(self.feed.run())
+            try:
+                yield
+            finally:
+                self._task.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._task
+                await self.hub.drop_all()
+
+        routes = [
+            *RestApi(self).routes(),
+            WebSocketRoute("/websocket/v1", ws_public),
+            WebSocketRoute("/websocket/v1/private", ws_private),
+            *control_routes(self),
+        ]
+        return Starlette(routes=routes, lifespan=lifespan)
