@@ -7,6 +7,7 @@ since-start report (the heaviest: 100,000 markers and 35,000 equity points on th
 Prints wall seconds per stage; the target is < 10 s for the whole since-start report.
 
     .venv/bin/python bench/report.py
+    .venv/bin/python bench/report.py --sample docs/sample-report.png   # the README's picture
 """
 
 from __future__ import annotations
@@ -46,10 +47,10 @@ def prices() -> pd.DataFrame:
     return pd.DataFrame({"ts_ms": grid, "market": MARKET, "price": close[idx]})
 
 
-def fills(px: pd.DataFrame, seed: int = 7) -> list[Fill]:
+def fills(px: pd.DataFrame, seed: int = 7, round_trips: int = ROUND_TRIPS) -> list[Fill]:
     rng = np.random.default_rng(seed)
     grid, close = px["ts_ms"].to_numpy(), px["price"].to_numpy()
-    slot = (grid[-1] - grid[0]) // ROUND_TRIPS
+    slot = (grid[-1] - grid[0]) // round_trips
     out: list[Fill] = []
     n = 0
 
@@ -61,7 +62,7 @@ def fills(px: pd.DataFrame, seed: int = 7) -> list[Fill]:
         out.append(Fill(f"t{n}", f"o{n}", MARKET, side, price, volume, funds, funds * FEE, ts, reason))
         n += 1
 
-    for k in range(ROUND_TRIPS):
+    for k in range(round_trips):
         t0 = int(grid[0] + k * slot)
         offs = np.sort(rng.integers(1, slot, size=4))
         price0 = close[min(int(np.searchsorted(grid, t0, side="right")) - 1, len(grid) - 1)]
@@ -132,7 +133,55 @@ def run_period(period, fl, eq, px, start_krw, day, out: Path) -> float:  # type:
     return total
 
 
+def sample_png(dest: Path) -> None:
+    """docs/sample-report.png: the header and the four charts of a sample month-to-date report."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from trader.reporting.fonts import BUNDLED_FONT
+    from trader.reporting.i18n import pct, won
+    from trader.reporting.report import build_report
+
+    px = prices()
+    fl = fills(px, seed=3, round_trips=1_500)
+    start_krw = Decimal(10_000_000)
+    inputs = ReportInputs(
+        fills=fl, equity=equity_points(px, fl, start_krw), prices=px, starting_equity=start_krw
+    )
+    day = trading_day(int(px["ts_ms"].iloc[0]) + 75 * 86_400_000)
+    with tempfile.TemporaryDirectory() as tmp:
+        rep = build_report(inputs, period="month", day=day, lang="ko", out_dir=Path(tmp))
+        tiles = [Image.open(rep.paths[n]).convert("RGB") for n in ("equity", "price", "daily", "reasons")]
+        half = [t.resize((540, round(t.height * 540 / t.width)), Image.Resampling.LANCZOS) for t in tiles]
+        header_h = 120
+        row1 = max(half[0].height, half[1].height)
+        row2 = max(half[2].height, half[3].height)
+        canvas = Image.new("RGB", (1080, header_h + row1 + row2 + 10), "white")
+        draw = ImageDraw.Draw(canvas)
+        big = ImageFont.truetype(str(BUNDLED_FONT), 34)
+        small = ImageFont.truetype(str(BUNDLED_FONT), 22)
+        m = rep.metrics.main
+        colour = "#d62728" if m.pnl > 0 else "#1f5fbf"
+        draw.text((20, 14), rep.subject, font=small, fill="#52606d")
+        draw.text((20, 48), f"{won(m.pnl, 'ko', sign=True)}  {pct(m.return_pct)}", font=big, fill=colour)
+        draw.text(
+            (560, 56),
+            f"승률 {m.win_rate * 100:.0f}% · 거래 {m.n_trades} · 최대 낙폭 {pct(m.max_drawdown_pct)}",
+            font=small,
+            fill="#52606d",
+        )
+        canvas.paste(half[0], (0, header_h))
+        canvas.paste(half[1], (540, header_h))
+        canvas.paste(half[2], (0, header_h + row1))
+        canvas.paste(half[3], (540, header_h + row1))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        canvas.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(dest, optimize=True)
+    print(f"wrote {dest} ({dest.stat().st_size / 1024:.0f} KB)")
+
+
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--sample":
+        sample_png(Path(sys.argv[2]))
+        return 0
     t_setup = time.perf_counter()
     px = prices()
     fl = fills(px)

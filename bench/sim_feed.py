@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
@@ -56,6 +57,16 @@ async def run_clients(sim: SimulatorProcess, n_clients: int, seconds: float) -> 
     return total, elapsed, counts
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User+system CPU time of a process (Linux /proc), to tell CPU-bound from starved."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            parts = f.read().rsplit(")", 1)[1].split()
+        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=5.0)
@@ -63,11 +74,20 @@ def main() -> int:
     args = ap.parse_args()
     for n in args.clients:
         with SimulatorProcess(["--speed", "max", "--paused", "--no-rate-limit"]) as sim:
+            assert sim.proc is not None
+            cpu0, wall0 = _cpu_seconds(sim.proc.pid), time.perf_counter()
             total, elapsed, _ = asyncio.run(run_clients(sim, n, args.seconds))
+            cpu1, wall1 = _cpu_seconds(sim.proc.pid), time.perf_counter()
             state = sim.control.state()
         rate = total / elapsed
-        print(f"sim_feed: {n:>2} client(s): {rate:>10,.0f} msgs/s delivered in total "
-              f"({rate / n:,.0f} per client; feed applied {state['applied']:,} trades)", flush=True)
+        line = (f"sim_feed: {n:>2} client(s): {rate:>9,.0f} msgs/s delivered in total "
+                f"({rate / n:,.0f} per client; feed applied {state['applied']:,} trades)")
+        if cpu0 is not None and cpu1 is not None and cpu1 > cpu0:
+            share = (cpu1 - cpu0) / (wall1 - wall0)
+            # includes warm-up and set-up, so the per-CPU-second figure is a lower bound
+            line += (f"; server used {share:.0%} of a core -> "
+                     f">= {total / (cpu1 - cpu0):,.0f} msgs per server CPU-second")
+        print(line, flush=True)
     return 0
 
 

@@ -297,7 +297,9 @@ class TradingLoop:
             result.fees,
             result.note,
         )
-        self.strategy.on_order_result(intent, result.filled_volume, result.avg_price, result.ts_ms)
+        # the strategy's clock is market time (trade timestamps), not the wall clock
+        market_ts = self.stats.last_tick_ts_ms or result.ts_ms
+        self.strategy.on_order_result(intent, result.filled_volume, result.avg_price, market_ts)
         if self.observers.on_result:
             self.observers.on_result(result)
         await self.save_state()

@@ -12,6 +12,8 @@ import pytest
 
 from trader.sim.server import SimulatorThread
 
+pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+
 
 def token(sim: SimulatorThread, query: str | None = None, *, secret: str | None = None,
           alg: str = "HS256", nonce: str | None = None, access_key: str | None = None) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+import httpx
 import pytest
 from upbit import AsyncUpbit
 
@@ -90,3 +91,29 @@ async def test_sdk_ws_public_ticker(sim: SimulatorThread) -> None:
         sim.control.push_prices([3_100_000])
         live = await asyncio.wait_for(ws.recv(), 10)
         assert live.stream_type == "REALTIME" and float(live.trade_price) == 3_100_000
+
+
+async def test_sdk_ws_private_my_order(sim: SimulatorThread) -> None:
+    async with client(sim) as up, up.ws_private.connect_private() as ws:
+        await ws.send([{"ticket": "sdk-private"}, {"type": "myOrder"}])
+        await asyncio.sleep(0.2)
+        placed = await up.orders.create(market=sim.market, side="bid", ord_type="limit", price="2000000",
+                                        volume="0.01")
+        event = await asyncio.wait_for(ws.recv(), 10)
+        assert event.uuid == placed.uuid and event.state == "wait" and event.ask_bid == "BID"
+
+
+async def test_sdk_cancel_and_new_and_unknown_path(sim: SimulatorThread) -> None:
+    async with client(sim) as up:
+        first = await up.orders.create(market=sim.market, side="bid", ord_type="limit", price="2000000",
+                                       volume="0.01")
+        replaced = await up.orders.cancel_and_new(prev_order_uuid=first.uuid, new_ord_type="limit",
+                                                  new_price="2001000", new_volume="remain_only")
+        assert replaced.uuid == first.uuid
+        new_uuid = replaced.model_extra["new_order_uuid"] if replaced.model_extra else None
+        assert new_uuid
+        new = await up.orders.retrieve(uuid=new_uuid)
+        assert new.price == "2001000.0" and new.volume == "0.01" and new.state == "wait"
+        assert (await up.orders.retrieve(uuid=first.uuid)).state == "cancel"
+    r = httpx.get(sim.base_url + "/v1/nothing-here")
+    assert r.status_code == 404 and r.json()["error"]["name"] == 404

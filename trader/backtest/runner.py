@@ -96,19 +96,28 @@ class RunOutput:
 def _replay_exchange(ex: Exchange, market: str, ts: list[int], vol: list[float], price: float) -> None:
     """Make the exchange look as if it saw these quiet trades one by one (no order can cross).
 
-    Prefers a public `Exchange.advance` if the simulator offers one; otherwise it repeats what
+    Prefers a public `Exchange.replay_quiet_trades(market, ts_list, volume_list, last_price)` if
+    the simulator offers one; otherwise it repeats what
     `Exchange.on_trade` does for a non-crossing trade: last price and time, the market clock and
     the exponential average of trade volume that scales the synthetic book (same float ops, same
     order, hence bit-identical).
     """
-    advance = getattr(ex, "advance", None)
-    if advance is not None:
-        advance(market, ts, vol, price)
+    replay = getattr(ex, "replay_quiet_trades", None)
+    if replay is not None:
+        replay(market, ts, vol, price)
         return
     st = ex._markets[market]
     r = st.ref_vol
-    for v in vol:
-        r = v if r == 0.0 else r * 0.95 + v * 0.05
+    k, m = 0, len(vol)
+    while r == 0.0 and k < m:  # on_trade's "first volume seeds the average" rule
+        r = vol[k]
+        k += 1
+    if min(vol[k:], default=0.0) < 0.0:  # nonsense data: keep on_trade's rule on every trade
+        for v in vol[k:]:
+            r = v if r == 0.0 else r * 0.95 + v * 0.05
+    else:  # r > 0 and v >= 0 keep r > 0, so the rule's test can be dropped from the hot loop
+        for v in vol[k:]:
+            r = r * 0.95 + v * 0.05
     st.ref_vol = r
     st.last = price
     st.last_ts = ts[-1]

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from trader.reporting.fonts import chart_rc, quiet_glyph_warnings
-from trader.reporting.i18n import reason_label, t
+from trader.reporting.i18n import pct, reason_label, t
 from trader.reporting.metrics import PeriodMetrics, ReportMetrics
 
 WIDTH_IN, DPI = 4.5, 240  # 1080 px wide; 9–11 pt text stays readable when a phone scales it down
@@ -241,11 +241,12 @@ def chart_daily(metrics: ReportMetrics, pm: PeriodMetrics, lang: str, path: Path
     ctx = metrics.summary["month"] if pm.period == "day" else pm
     daily = ctx.daily
     fig, (ax,) = _new_figure(2.8)
-    ax.set_title(t("chart_daily", lang), fontsize=11, loc="left")
+    ax.set_title(t("chart_weekly" if len(daily) > 120 else "chart_daily", lang), fontsize=11, loc="left")
     if len(daily) == 0:
         _empty_note(ax, t("no_data", lang))
         return _save(fig, path)
-    if len(daily) > 120:  # a long history: weekly bars stay legible on a phone
+    weekly = len(daily) > 120
+    if weekly:  # a long history: weekly bars stay legible on a phone
         d = daily.copy()
         d["week"] = pd.to_datetime(d["day"]).dt.to_period("W").dt.start_time
         g = d.groupby("week").agg(equity_start=("equity_start", "first"), equity_end=("equity_end", "last"))
@@ -257,17 +258,26 @@ def chart_daily(metrics: ReportMetrics, pm: PeriodMetrics, lang: str, path: Path
     ret = daily["ret"].to_numpy(dtype="float64")
     colours = [pal.up if r > 0 else pal.down if r < 0 else "#aaa" for r in ret]
     # explicit timedeltas: a float width is read in the axis' own date unit, which varies
-    width = timedelta(hours=19) if len(daily) <= 120 else timedelta(days=5)
-    ax.bar(x, ret, color=colours, width=width)
+    width = timedelta(days=5) if weekly else timedelta(hours=19)
+    ax.bar(x, ret, color=colours, width=width, edgecolor="none")
     ax.axhline(0, color="#666", lw=0.6)
     if pm.period == "day":  # the report's day is the month's last bar: outline it
         ax.bar([x[-1]], [ret[-1]], color=colours[-1], width=width, edgecolor="black", linewidth=1.0)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:+.1f}%"))
+    span = float(np.abs(ret).max()) if len(ret) else 0.0
+    digits = 2 if span < 1 else 1  # small moves need the second decimal or ticks repeat
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: pct(v, digits=digits)))
     import matplotlib.dates as mdates
 
-    locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(_date_formatter(locator))
+    n_days = max(1, (x[-1] - x[0]).days)
+    if weekly:
+        locator = mdates.AutoDateLocator(minticks=3, maxticks=6)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(_date_formatter(locator))
+    else:  # plain day ticks: no month-start label crowding its neighbour
+        ax.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, -(-n_days // 5))))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
+    pad_ = width * 0.8
+    ax.set_xlim(x[0] - pad_, x[-1] + pad_)
     return _save(fig, path)
 
 

@@ -41,6 +41,10 @@ _TEXT = {
         "이 기간에는 체결된 거래가 없습니다. 잔고와 평가금액만 보고합니다.",
         "No trades in this period; balances and valuation only.",
     ),
+    "skipped": (
+        "주의: 체결 {n}건을 장부에 반영할 수 없어 제외했습니다 (이전 이력 누락): {ids}",
+        "Warning: {n} fill(s) could not be applied to the ledger and were left out (missing history): {ids}",
+    ),
     "summary": ("요약", "Summary"),
     "equity": ("평가금액", "Equity"),
     "start_equity": ("시작 평가금액", "Start equity"),
@@ -83,6 +87,7 @@ _TEXT = {
     "chart_equity": ("평가금액과 낙폭", "Equity and drawdown"),
     "chart_price": ("가격과 매매 시점", "Price with buys and sells"),
     "chart_daily": ("일별 수익률", "Daily returns"),
+    "chart_weekly": ("주별 수익률", "Weekly returns"),
     "chart_reasons": ("청산 사유별 손익", "P&L by exit reason"),
     "drawdown": ("낙폭", "Drawdown"),
     "buy": ("매수", "buy"),

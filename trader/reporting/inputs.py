@@ -31,7 +31,9 @@ class ReportInputs:
         from the fills and prices).
     prices: ts_ms, market, price (float) — mark prices for valuation and charts; fill prices
         are added automatically.
-    starting_equity: KRW cash before the first fill (the account held no coin then).
+    starting_equity: KRW cash before the first fill.
+    opening_holdings: coins held before the first fill, market → (volume, avg buy price);
+        usually empty (the bot started from cash).
     positions: positions recorded by the engine at the window end (market → mapping), shown
         only as a cross-check; the report's positions come from replaying the fills.
     """
@@ -40,6 +42,7 @@ class ReportInputs:
     equity: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(EQUITY_COLUMNS)))
     prices: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(PRICE_COLUMNS)))
     starting_equity: Decimal = Decimal(0)
+    opening_holdings: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
     positions: dict[str, Any] = field(default_factory=dict)
     market: str | None = None
 
@@ -174,12 +177,21 @@ def load_inputs_from_db(
         repo = Repository(db)
         fills = repo.fills(0, end_ms, market)
         equity = repo.equity_frame(0, end_ms)
+        prices = None
         if market is not None and len(equity) and "market" in equity.columns:
+            several = equity["market"].nunique() > 1
             equity = equity[equity["market"] == market]
+            if several:
+                # recorded equity is the account's total: for one market of several, keep only its
+                # prices and let the curve be derived from that market's fills
+                prices, equity = equity[list(PRICE_COLUMNS)], None
         positions = _positions_dict(repo)
         start_eq = starting_equity
-        if start_eq is None:
-            start_eq = _repo_starting_equity(repo, fills)
+        opening: dict[str, tuple[Decimal, Decimal]] = {}
+        if start_eq is None and (found := _repo_opening(repo, fills)) is not None:
+            start_eq, opening = found
+            if market is not None:
+                opening = {m: v for m, v in opening.items() if m == market}
         if start_eq is None:
             start_eq = _starting_equity_guess(_normalise_equity(equity), fills)
     finally:
@@ -187,26 +199,39 @@ def load_inputs_from_db(
         if close:
             close()
     return ReportInputs(
-        fills=fills, equity=equity, starting_equity=start_eq, positions=positions, market=market
+        fills=fills,
+        equity=_normalise_equity(equity),
+        prices=prices if prices is not None else _merge_prices(None, _normalise_equity(None), []),
+        starting_equity=start_eq,
+        opening_holdings=opening,
+        positions=positions,
+        market=market,
     )
 
 
-def _repo_starting_equity(repo: Any, fills: list[Fill]) -> Decimal | None:
-    """KRW (balance + locked) of the last balance snapshot taken before the first fill."""
+def _repo_opening(repo: Any, fills: list[Fill]) -> tuple[Decimal, dict[str, tuple[Decimal, Decimal]]] | None:
+    """KRW and coins of the last balance snapshot taken before the first fill (balance + locked)."""
     first_fill = min((f.ts_ms for f in fills), default=None)
     try:
-        snaps = repo.balance_snapshots(None, first_fill)
+        snaps = list(repo.balance_snapshots(None, first_fill))
     except Exception:  # an older schema without snapshots: fall back to the equity points
         return None
-    best: tuple[int, Decimal] | None = None
-    for snap in snaps or []:
-        if str(_field(snap, "currency", "")) != "KRW":
+    krw_rows = [s for s in snaps if str(_field(s, "currency", "")) == "KRW"]
+    if not krw_rows:
+        return None
+    ts = max(int(_field(s, "ts_ms", 0)) for s in krw_rows)
+    krw = Decimal(0)
+    holdings: dict[str, tuple[Decimal, Decimal]] = {}
+    for snap in snaps:
+        if int(_field(snap, "ts_ms", 0)) != ts:
             continue
-        ts = int(_field(snap, "ts_ms", 0))
-        krw = _dec(_field(snap, "balance", 0)) + _dec(_field(snap, "locked", 0) or 0)
-        if best is None or ts >= best[0]:
-            best = (ts, krw)
-    return best[1] if best else None
+        currency = str(_field(snap, "currency", ""))
+        amount = _dec(_field(snap, "balance", 0)) + _dec(_field(snap, "locked", 0) or 0)
+        if currency == "KRW":
+            krw = amount
+        elif amount > 0:
+            holdings[f"KRW-{currency}"] = (amount, _dec(_field(snap, "avg_buy_price", 0) or 0))
+    return krw, holdings
 
 
 def _field(obj: Any, name: str, default: Any) -> Any:

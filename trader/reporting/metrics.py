@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from trader.domain import Fill, Side
-from trader.portfolio import Portfolio
+from trader.portfolio import LedgerError, Portfolio
 from trader.reporting.inputs import ReportInputs
 from trader.reporting.periods import DAY_MS, PERIODS, day_start_ms, report_window, trading_day
 
@@ -60,6 +60,7 @@ class Replay:
     open_changes: list[tuple[int, int]]  # (ts_ms, number of open markets after)
     states: dict[int, Portfolio]  # boundary ts → ledger with every fill before ts applied
     fill_ts: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="int64"))
+    skipped: list[tuple[Fill, str]] = field(default_factory=list)  # fills the ledger refused
 
     def state_at(self, ts: int) -> Portfolio:
         return self.states[ts]
@@ -82,9 +83,21 @@ def _clone_without_history(pf: Portfolio) -> Portfolio:
     )
 
 
-def replay(fills: list[Fill], starting_krw: Decimal, boundaries: list[int]) -> Replay:
-    """Apply `fills` (time order) to a fresh ledger, capturing its state at each boundary."""
+def replay(
+    fills: list[Fill],
+    starting_krw: Decimal,
+    boundaries: list[int],
+    opening: dict[str, tuple[Decimal, Decimal]] | None = None,
+) -> Replay:
+    """Apply `fills` (time order) to a fresh ledger, capturing its state at each boundary.
+
+    `opening` holds coins the account had before the first fill (market → (volume, average
+    buy price)). A fill the ledger refuses (selling more than it holds: history is missing) is
+    skipped and listed in `skipped`, so the report still arrives and says what it left out.
+    """
     pf = Portfolio(krw=starting_krw)
+    if opening:
+        pf.adopt_balances(starting_krw, opening)
     bounds = sorted(set(boundaries))
     states: dict[int, Portfolio] = {}
     bi = 0
@@ -92,15 +105,26 @@ def replay(fills: list[Fill], starting_krw: Decimal, boundaries: list[int]) -> R
     trips: list[RoundTrip] = []
     open_trip: dict[str, list[Any]] = {}  # market → [open_ms, pnl, fees, n]
     open_changes: list[tuple[int, int]] = []
-    is_open: dict[str, bool] = {}
-    n_open = 0
+    skipped: list[tuple[Fill, str]] = []
+    is_open: dict[str, bool] = {m: pf.position(m).volume > 0 for m in pf.markets()}
+    n_open = sum(is_open.values())
+    first_ts = min([*bounds[:1], *(f.ts_ms for f in fills[:1])], default=0)
+    for m, flag in is_open.items():
+        if flag:  # a holding from before the data opens a round trip at the start
+            open_trip[m] = [first_ts, ZERO, ZERO, 0]
+    if n_open:
+        open_changes.append((first_ts, n_open))
     kept: list[Fill] = []
     for f in fills:
         while bi < len(bounds) and bounds[bi] <= f.ts_ms:
             states[bounds[bi]] = _clone_without_history(pf)
             bi += 1
         was_open = is_open.get(f.market, False)
-        effect = pf.apply_fill(f)
+        try:
+            effect = pf.apply_fill(f)
+        except LedgerError as exc:
+            skipped.append((f, str(exc)))
+            continue
         if effect is None:  # the same trade twice: the ledger ignores it, so do we
             continue
         kept.append(f)
@@ -130,6 +154,7 @@ def replay(fills: list[Fill], starting_krw: Decimal, boundaries: list[int]) -> R
         open_changes=open_changes,
         states=states,
         fill_ts=np.fromiter((f.ts_ms for f in kept), dtype="int64", count=len(kept)),
+        skipped=skipped,
     )
 
 
@@ -205,13 +230,14 @@ def equity_curve(inputs: ReportInputs) -> pd.DataFrame:
     equity = float(inputs.starting_equity) + cash_cum[idx + 1]
     for market in prices["market"].unique():
         sel = [i for i, f in enumerate(inputs.fills) if f.market == market]
-        if not sel:
+        v0 = float(inputs.opening_holdings.get(str(market), (Decimal(0), Decimal(0)))[0])
+        if not sel and not v0:
             continue
         m_ts = f_ts[sel]
-        m_vol = np.cumsum(
+        m_vol = v0 + np.cumsum(
             [float(inputs.fills[i].volume) * (1 if inputs.fills[i].side is Side.BID else -1) for i in sel]
         )
-        vol = np.concatenate([[0.0], m_vol])[np.searchsorted(m_ts, grid, side="right")]
+        vol = np.concatenate([[v0], m_vol])[np.searchsorted(m_ts, grid, side="right")]
         mp = prices[prices["market"] == market]
         p_ts = mp["ts_ms"].to_numpy(dtype="int64")
         p_px = mp["price"].to_numpy(dtype="float64")
@@ -354,6 +380,7 @@ def period_metrics(
     curve: pd.DataFrame,
     day_eq: dict[int, Decimal],
     hour: int,
+    initial_equity: Decimal,
 ) -> PeriodMetrics:
     st0, st1 = rp.state_at(start), rp.state_at(end)
     eq0, eq1 = st0.equity(marks(book, st0, start)), st1.equity(marks(book, st1, end))
@@ -418,7 +445,7 @@ def period_metrics(
         end_equity=eq1,
         pnl=eq1 - eq0,
         return_pct=_ratio(eq1 - eq0, eq0),
-        cumulative_return_pct=_ratio(eq1 - inputs.starting_equity, inputs.starting_equity),
+        cumulative_return_pct=_ratio(eq1 - initial_equity, initial_equity),
         realized_pnl=sum((r for _, r in sells), ZERO),
         unrealized_pnl=sum((p.unrealized_pnl for p in positions), ZERO),
         fees=sum((f.fee for f in fills), ZERO),
@@ -477,7 +504,7 @@ def compute_metrics(inputs: ReportInputs, *, period: str, day: Any, day_start_ho
     windows["all"] = (s_all, end)
     day_bounds = list(range(s_all, end + 1, DAY_MS))
     bounds = sorted({*day_bounds, *(s for s, _ in windows.values()), end})
-    rp = replay(inputs.fills, inputs.starting_equity, bounds)
+    rp = replay(inputs.fills, inputs.starting_equity, bounds, inputs.opening_holdings)
     book = PriceBook(inputs.prices)
     curve = equity_curve(inputs)
     day_eq = {}
@@ -485,7 +512,7 @@ def compute_metrics(inputs: ReportInputs, *, period: str, day: Any, day_start_ho
         st = rp.state_at(b)
         day_eq[b] = st.equity(marks(book, st, b))
     summary = {
-        p: period_metrics(p, s, e, inputs, rp, book, curve, day_eq, day_start_hour)
+        p: period_metrics(p, s, e, inputs, rp, book, curve, day_eq, day_start_hour, day_eq[s_all])
         for p, (s, e) in windows.items()
     }
     return ReportMetrics(main=summary[period], summary=summary, curve=curve, replay=rp, prices=book)

@@ -151,6 +151,15 @@ def _positions_html(pm: PeriodMetrics, lang: str) -> str:
     return "".join(parts)
 
 
+def skipped_note(metrics: ReportMetrics, lang: str) -> str | None:
+    """The warning shown when the ledger refused fills (the figures then leave them out)."""
+    skipped = metrics.replay.skipped
+    if not skipped:
+        return None
+    ids = ", ".join(f.trade_uuid for f, _ in skipped[:5]) + (" …" if len(skipped) > 5 else "")
+    return t("skipped", lang, n=len(skipped), ids=ids)
+
+
 def render_html(
     metrics: ReportMetrics,
     *,
@@ -169,6 +178,12 @@ def render_html(
         notice = (
             '<p style="background:#fff8e1;border-left:4px solid #f0b429;padding:8px 10px;font-size:14px;'
             f'margin:12px 0;">{escape(t("no_trades", lang))}</p>'
+        )
+    warning = skipped_note(metrics, lang)
+    if warning:
+        notice += (
+            '<p style="background:#fdecea;border-left:4px solid #b42318;padding:8px 10px;font-size:14px;'
+            f'margin:12px 0;">{escape(warning)}</p>'
         )
     charts = "".join(
         f'<p style="font-size:13px;color:#52606d;margin:14px 0 4px 0;">{escape(t("chart_" + name, lang))}</p>'
@@ -231,6 +246,8 @@ def render_text(
     ]
     if not pm.has_trades:
         lines += ["", t("no_trades", lang)]
+    if warning := skipped_note(metrics, lang):
+        lines += ["", warning]
     lines += ["", f"[{t('summary', lang)}]", *_text_rows(key_figures(pm, lang))]
     lines += ["", f"[{t('period', lang)}]"]
     lines += _text_rows(

@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+import orjson
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
@@ -174,7 +177,7 @@ class Simulator:
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
             loop = asyncio.get_running_loop()
             self.hub.bind_loop(loop)
-            self.feed.backpressure = self.hub.backpressure if self.feed.speed is None else None
+            self.feed.backpressure = self.hub.backpressure
             self._task = loop.create_task(self.feed.run())
             try:
                 yield
@@ -190,4 +193,11 @@ class Simulator:
             WebSocketRoute("/websocket/v1/private", ws_private),
             *control_routes(self),
         ]
-        return Starlette(routes=routes, lifespan=lifespan)
+        async def not_found(request: Request, exc: Exception) -> Response:
+            # clients parse every error body as JSON (pyupbit calls resp.json() first)
+            status = getattr(exc, "status_code", 404)
+            return Response(orjson.dumps({"error": {"name": status, "message": "Not found"}}),
+                            status_code=status, media_type="application/json")
+
+        return Starlette(routes=routes, lifespan=lifespan,
+                         exception_handlers={404: not_found, 405: not_found})

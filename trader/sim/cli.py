@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from decimal import Decimal
 
 from trader.config import SIM_ACCESS_KEY, SIM_SECRET_KEY
@@ -45,9 +47,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
     import os
+    import signal
     from pathlib import Path
 
     import uvicorn
+
+    class _Server(uvicorn.Server):
+        """uvicorn re-raises a caught SIGTERM after shutting down (exit status -15); we handle
+        SIGINT/SIGTERM ourselves so a requested stop exits 0."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+        def request_exit(self) -> None:
+            self.should_exit = True
 
     from trader.marketdata.candles import MarketDataError
     from trader.sim.app import DEFAULT_DATA, SimConfig, Simulator
@@ -64,10 +78,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", flush=True)
         return 2
     config = uvicorn.Config(sim.asgi(), host=cfg.host, port=cfg.port, log_level="warning", lifespan="on",
-                            access_log=False, ws_ping_interval=None)
-    server = uvicorn.Server(config)
+                            access_log=False, ws_ping_interval=None, ws="websockets-sansio")
+    server = _Server(config)
 
     async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, server.request_exit)
         task = asyncio.create_task(server.serve())
         while not server.started:
             if task.done():

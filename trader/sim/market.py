@@ -449,7 +449,8 @@ class Feed:
                 continue
             self.apply(*nxt)
             n += 1
-            if self.backpressure is not None:
+            if self.speed is None and self.backpressure is not None:
+                # speed max: go only as fast as the slowest reader drains its queue
                 fut = self.backpressure()
                 if fut is not None:
                     await fut

@@ -246,7 +246,7 @@ class Exchange:
 
     def _match_resting(self, market: str, st: _MarketState, ts_ms: int, price: float, volume: float,
                        prev: float | None) -> list[Fill]:
-        left = _to_dec(volume)
+        left = _floor8(_to_dec(volume))  # fills keep Upbit's 8 decimals
         fills: list[Fill] = []
         trend = "up" if prev is None or price >= prev else "down"
         sides = ((st.bids, lambda o: price <= o.price_f), (st.asks, lambda o: price >= o.price_f))

@@ -88,6 +88,7 @@ class RestApi:
             Route("/v1/orders", x(self.create, "order", status=201), methods=["POST"]),
             Route("/v1/orders", x(self.list_legacy, "default"), methods=["GET"]),
             Route("/v1/orders/test", x(self.create_test, "order-test", status=201), methods=["POST"]),
+            Route("/v1/orders/cancel_and_new", x(self.cancel_and_new, "order", status=201), methods=["POST"]),
             Route("/v1/order", x(self.get_order, "default"), methods=["GET"]),
             Route("/v1/order", x(self.cancel, "default", query_only=True), methods=["DELETE"]),
             Route("/v1/orders/open", x(self.list_open, "default"), methods=["GET"]),
@@ -209,6 +210,27 @@ class RestApi:
     def create_test(self, rd: RequestData) -> object:
         a = self._order_args(rd)
         return self.ex.create_order(a.pop("market"), a.pop("side"), a.pop("ord_type"), test=True, **a)
+
+    def cancel_and_new(self, rd: RequestData) -> object:
+        """Cancel an open order and place a new one on the same market and side."""
+        new_type = rd.get("new_ord_type")
+        if not new_type:
+            raise SimError(400, "validation_error", "new_ord_type 파라미터가 필요합니다.")
+        prev = self.ex.get_order(uuid=rd.get("prev_order_uuid"), identifier=rd.get("prev_order_identifier"))
+        accepted = self.ex.cancel_order(uuid=prev["uuid"])
+        pairs = [("market", prev["market"]), ("side", prev["side"]), ("ord_type", new_type)]
+        volume = rd.get("new_volume")
+        if volume == "remain_only":
+            volume = self.ex.get_order(uuid=prev["uuid"])["remaining_volume"]
+        for key, value in (("price", rd.get("new_price")), ("volume", volume),
+                           ("identifier", rd.get("new_identifier")),
+                           ("time_in_force", rd.get("new_time_in_force")),
+                           ("smp_type", rd.get("new_smp_type"))):
+            if value is not None:
+                pairs.append((key, value))
+        new = self.create(RequestData(pairs, "", b"", None, ""))
+        assert isinstance(new, dict)
+        return {**accepted, "new_order_uuid": new["uuid"], "new_order_identifier": new.get("identifier")}
 
     def get_order(self, rd: RequestData) -> object:
         return self.ex.get_order(uuid=rd.get("uuid"), identifier=rd.get("identifier"))

@@ -153,7 +153,8 @@ class SimulatorThread(_Endpoints):
         import uvicorn
 
         config = uvicorn.Config(self.sim.asgi(), host=self.host, port=self.port, log_level="warning",
-                                lifespan="on", ws_ping_interval=None, access_log=False)
+                                lifespan="on", ws_ping_interval=None, access_log=False,
+                                ws="websockets-sansio")
         self._server = server = uvicorn.Server(config)
         self._thread = threading.Thread(target=server.run, name="upbit-sim", daemon=True)
         self._thread.start()

@@ -110,11 +110,12 @@ class Conn:
         self.drained = asyncio.Event()
         self.drained.set()
         self.closed = False
+        self.dropping = False  # fell too far behind: being disconnected
         self.last_activity = time.monotonic()
         self.status_up = False
 
     def push(self, data: bytes) -> None:
-        if self.closed:
+        if self.closed or self.dropping:
             return
         self.dq.append(data)
         n = len(self.dq)
@@ -123,6 +124,9 @@ class Conn:
         if n >= self.HIGH_WATER:
             self.drained.clear()
             if n >= self.DROP_AT:
+                self.dropping = True
+                self.dq.clear()
+                self.drained.set()
                 self.hub.kick(self)
 
     async def sender(self, idle_s: float) -> None:
@@ -240,14 +244,9 @@ class Hub:
         return None
 
     def kick(self, conn: Conn) -> None:
-        conn.closed = True
-        conn.drained.set()
+        """Disconnect a reader that fell too far behind (1008: policy violation)."""
         if self._loop is not None:
-            self._loop.create_task(self._close(conn, 1008))
-
-    async def _close(self, conn: Conn, code: int) -> None:
-        conn.closed = False
-        await conn.close(code)
+            self._loop.create_task(conn.close(1008))
 
     async def drop_all(self) -> int:
         """Close every WebSocket (the /_sim/drop_websockets control)."""

@@ -103,23 +103,26 @@ class StrategyEngine:
         """`on_tick` without the Tick object: the same code, for loops that hold prices in arrays."""
         for update in self._observers:
             update(ts, p)
-        if self.in_position and p > self.peak:
-            self.peak = p
         self.last_ts = ts
         self.last_price = p
+        in_position = self.in_position
+        if in_position and p > self.peak:
+            self.peak = p
         if position.pending:
             return []
         vol = position.volume
         if vol is not self._pv_vol:
             self._pv_vol = vol
             self._vol_f = float(vol)
+        flat = self._vol_f * p < MIN_F
+        if flat and not in_position:  # the common case first: nothing held, look for an entry
+            return self._enter(ts, p, position)
         avg = position.avg_buy_price
         if avg is not self._pv_avg:
             self._pv_avg = avg
             self._avg_f = float(avg)
-        vol_f, avg_f = self._vol_f, self._avg_f
-        flat = vol_f * p < MIN_F
-        if self.in_position:
+        avg_f = self._avg_f
+        if in_position:
             if flat:
                 self._close_out()
             else:
@@ -155,7 +158,7 @@ class StrategyEngine:
         return base if n == 0 else f"{base}:{n}"
 
     def _enter(self, ts: int, p: float, position: PositionView) -> list[Intent]:
-        if self.cooldown.blocked_until(ts) is not None or not self.entry.ready(p):
+        if not self.entry.ready(p) or self.cooldown.blocked_until(ts) is not None:
             return []
         cfg = self.config
         krw = sizing.entry_krw(cfg.order_krw, cfg.order_fraction, position.krw_free)

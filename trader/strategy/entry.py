@@ -53,9 +53,10 @@ class EntryRules:
         return d.open + self.k * (d.prev_high - d.prev_low)
 
     def ready(self, p: float) -> bool:
-        if self.daily is not None:
-            target = self.target()
-            if target is None or p < target:
+        d = self.daily
+        if d is not None:  # the volatility-breakout target, inlined: this runs on every flat trade
+            prev_high = d.prev_high
+            if prev_high is None or p < d.open + self.k * (prev_high - d.prev_low):
                 return False
         if self.dip_win is not None and p > self.dip_win.px[0] * self.dip_mult:
             return False

@@ -38,10 +38,11 @@ class WindowMax:
             ts.pop()
         px.append(price)
         ts.append(ts_ms)
-        cutoff = ts_ms - self.window_ms
-        while ts[0] <= cutoff:  # never empties: the newest trade is inside the window
-            ts.popleft()
-            px.popleft()
+        if ts[0] <= ts_ms - self.window_ms:
+            cutoff = ts_ms - self.window_ms
+            while ts[0] <= cutoff:  # never empties: the newest trade is inside the window
+                ts.popleft()
+                px.popleft()
         return px[0]
 
     @property

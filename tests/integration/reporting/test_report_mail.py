@@ -72,3 +72,43 @@ def test_silent_server_times_out(report, silent_server) -> None:
     with pytest.raises(ReportMailError, match="did not answer within 1 s"):
         send_smtp(build_mime(report, "bot@example.com", "me@example.com"), _settings(silent_server, 1.0))
     assert time.monotonic() - started < 30  # bounded by the timeout, not a hang (generous bound)
+
+
+def test_failure_alert_arrives_without_secrets(smtp_server, refused_port, monkeypatch) -> None:
+    from pydantic import SecretStr
+
+    from trader.reporting.alerts import send_failure_alert
+
+    inbox, port = smtp_server
+    settings = SimpleNamespace(
+        **vars(_settings(port)),
+        mail_from="bot@example.com",
+        mail_to=["me@example.com"],
+        report_lang="en",
+        upbit_access_key=SecretStr("AKIA-access-0123456789"),
+        upbit_secret_key=SecretStr("s3cr3t-upbit-abcdef"),
+    )
+    settings.smtp_password = SecretStr("mail-pass-987654")
+    settings.smtp_user = "bot"
+    try:
+        raise ConnectionError("upbit said no to key s3cr3t-upbit-abcdef")
+    except ConnectionError as exc:
+        sent = send_failure_alert(
+            exc,
+            context={"flow": "trading", "access_key": "AKIA-access-0123456789", "market": "KRW-BTC"},
+            position={"market": "KRW-BTC", "volume": "0.5"},
+            settings=settings,
+        )
+    # the server has no AUTH, so the login fails: the alert says so instead of raising
+    assert sent is False and inbox.messages == []
+    settings.smtp_user = None
+    try:
+        raise ConnectionError("upbit said no to key s3cr3t-upbit-abcdef")
+    except ConnectionError as exc:
+        assert send_failure_alert(exc, context={"flow": "trading"}, position=None, settings=settings)
+    (msg,) = inbox.messages
+    assert msg["Subject"] == "[Autotrader failure] trading: ConnectionError"
+    raw = msg.as_string()
+    assert "s3cr3t-upbit-abcdef" not in raw and "upbit said no" in msg.get_body(("plain",)).get_content()
+    settings.smtp_port = refused_port
+    assert send_failure_alert(RuntimeError("x"), settings=settings) is False  # logged, never raised

@@ -94,3 +94,21 @@ def test_exchange_and_ledger_agree_at_the_end():
     assert len(res.output.fills) > 10
     krw = res.output.fills[-1].krw_after
     assert krw == res.output.final_krw
+
+
+def test_replaying_quiet_trades_leaves_the_exchange_as_feeding_them_one_by_one():
+    from trader.backtest.runner import _replay_exchange
+    from trader.sim.matching import Exchange
+
+    ts = [1_704_067_200_000 + i * 700 for i in range(50)]
+    px = [100 * M + (i % 7) * 1000 for i in range(50)]
+    vol = [0.01 * (1 + i % 5) for i in range(50)]
+    one = Exchange(krw=Decimal(10**7), markets=["KRW-BTC"])
+    bulk = Exchange(krw=Decimal(10**7), markets=["KRW-BTC"])
+    for t, p, v in zip(ts, px, vol, strict=True):
+        one.on_trade("KRW-BTC", t, p, v, True)
+    bulk.on_trade("KRW-BTC", ts[0], px[0], vol[0], True)
+    _replay_exchange(bulk, "KRW-BTC", ts[1:], vol[1:], px[-1])
+    assert one.last_price("KRW-BTC") == bulk.last_price("KRW-BTC")
+    assert one.clock_ms == bulk.clock_ms
+    assert one.orderbook_units("KRW-BTC") == bulk.orderbook_units("KRW-BTC")  # sizes scale with volume

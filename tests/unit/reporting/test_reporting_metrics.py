@@ -160,3 +160,32 @@ def test_two_markets_make_separate_round_trips() -> None:
     assert (m.n_trades, m.wins, m.losses) == (2, 1, 1)
     assert m.exposure_pct == pytest.approx(3 / 24 * 100)  # 1 h → 4 h at least one open
     assert m.end_equity == Decimal(1_000_000) + Decimal("98.95") - Decimal("10395")
+
+
+def test_opening_holdings_are_valued_and_sold_without_error() -> None:
+    # the account held 1 XRP bought at 900 before the bot; the bot sells it at 1,000 (fee 0.5)
+    fills = [make_fill(1, Side.ASK, "1", "1000", S + H, "take_profit_1", "KRW-XRP")]
+    prices = pd.DataFrame({"ts_ms": [S - H], "market": ["KRW-XRP"], "price": [950.0]})
+    inputs = ReportInputs(
+        fills=fills,
+        prices=prices,
+        starting_equity=Decimal(10_000),
+        opening_holdings={"KRW-XRP": (Decimal(1), Decimal(900))},
+    )
+    m = compute_metrics(inputs, period="day", day=DAY).main
+    assert m.start_equity == Decimal(10_950)  # 10,000 + 1 × 950
+    assert m.end_equity == Decimal("10999.5")  # 10,000 + 1,000 − 0.5
+    # adopt_balances attaches an estimated buy fee of 900 × 0.0005 = 0.45 to the holding
+    assert m.realized_pnl == Decimal("1000") - Decimal("0.5") - Decimal(900) - Decimal("0.45")
+    assert m.n_trades == 1 and m.wins == 1
+
+
+def test_a_fill_the_ledger_refuses_is_skipped_and_reported() -> None:
+    from trader.reporting.render import render_text
+
+    fills = [*case_fills(), make_fill(9, Side.ASK, "5", "47000000", S + 7 * H, "stop_loss")]
+    inputs = ReportInputs(fills=fills, prices=case_prices(), starting_equity=Decimal(1_000_000))
+    metrics = compute_metrics(inputs, period="day", day=DAY)
+    assert [f.trade_uuid for f, _ in metrics.replay.skipped] == ["t9"]
+    assert metrics.main.realized_pnl == Decimal("-5977.5")  # the figures of the accepted fills
+    assert "t9" in render_text(metrics, lang="en", day=DAY)

@@ -38,6 +38,7 @@ def _configs():
     return {"default": default, "demo": demo, "dip-trend-reprice": dip}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["default", "demo", "dip-trend-reprice"])
 def test_skipping_gives_identical_trades_on_real_data(eth_15m, name):
     cfg = _configs()[name]

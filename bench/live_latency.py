@@ -1,0 +1,218 @@
+"""Live-path benchmark: 5,000 trades/s over loopback WebSocket into the paper trading loop.
+
+The simulator runs as a subprocess (`python -m trader sim`, its own CPU) replaying a generated
+tick file at speed 1: `--rate` trades per second of market time, so the same rate on the wire.
+The trader side is wired exactly as `python -m trader run --paper` wires it (REST client, public
+and private WebSockets, SQLite repository, ledger, TradingLoop with start-up reconciliation), in
+this process, so its CPU is this process's CPU (`os.times()`). The price oscillates so the
+strategy (immediate entry, ±0.2 % take-profit / stop-loss) trades a few times per second.
+
+Printed figures:
+- messages: trades the simulator applied vs ticks the loop processed (dropped = the difference),
+  duplicates and backfilled ticks, reconnects;
+- lag: receive time − (simulator start + market offset), relative to the least-lagged message:
+  p50/p99/max, and how many messages lagged more than 50 ms;
+- tick received → order request out: from the loop's `on_tick` entry to the httpx request hook
+  of `POST /v1/orders` (the moment the request is handed to the transport), p50/p99/max;
+- CPU of the trader: (user + system) / wall over the run, in cores.
+Targets: nothing dropped, p99 tick→order < 2 ms, CPU < 1 core.
+
+Usage: python bench/live_latency.py [--seconds 20] [--rate 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+MARKET = "KRW-ETH"
+
+
+def make_ticks(path: Path, seconds: float, rate: int, seed: int = 7) -> int:
+    """A tick CSV: `rate` trades per second; price = 3,000,000 × (1 + 0.4 % sin(2π t / 0.8 s)) + noise."""
+    import numpy as np
+
+    n = int(seconds * rate)
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / rate
+    price = 3_000_000 * (1 + 0.004 * np.sin(2 * math.pi * t / 0.8) + rng.normal(0, 0.0002, n))
+    price = np.round(price / 1000) * 1000  # the 1,000-won tick band
+    ts = 1_735_689_600_000 + (np.arange(n) * 1000 // rate)
+    vol = np.round(rng.uniform(0.001, 0.05, n), 8)
+    with open(path, "w") as f:
+        f.write("timestamp,price,volume\n")
+        for a, b, c in zip(ts.tolist(), price.tolist(), vol.tolist(), strict=True):
+            f.write(f"{a},{b:.0f},{c:.8f}\n")
+    return n
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, math.ceil(q / 100 * len(s)) - 1))]
+
+
+async def run(seconds: float, rate: int) -> dict[str, Any]:
+    import httpx
+    import orjson
+
+    from trader.domain import Tick
+    from trader.engine import Observers, TradingLoop
+    from trader.portfolio import Portfolio
+    from trader.sim.server import SimulatorProcess
+    from trader.storage.db import Database
+    from trader.storage.repository import Repository
+    from trader.strategy.config import parse_strategy
+    from trader.upbit.rest import UpbitRestClient
+    from trader.upbit.ws import UpbitWebSocket, subscription
+
+    tmp = Path(tempfile.mkdtemp(prefix="live-latency-"))
+    data = tmp / f"{MARKET}_ticks.csv"
+    total = make_ticks(data, seconds, rate)
+    sim = SimulatorProcess(
+        args=["--data", str(data), "--market", MARKET, "--speed", "1", "--krw", "100000000", "--paused",
+              "--no-rate-limit"],
+    ).start()  # fmt: skip
+    cfg = parse_strategy({
+        "market": MARKET, "order_krw": 50000, "entry": {"immediate": True},
+        "exits": {"take_profit": [{"gain": 0.002, "sell": 1.0}], "stop_loss": 0.002},
+    })  # fmt: skip
+
+    sent_ns: dict[str, int] = {}
+
+    async def on_request(request: httpx.Request) -> None:
+        if request.method == "POST" and request.url.path.endswith("/v1/orders"):
+            now = time.perf_counter_ns()
+            try:
+                ident = orjson.loads(request.content).get("identifier")
+            except Exception:
+                return
+            if ident and ident not in sent_ns:
+                sent_ns[ident] = now
+
+    tick_ns: dict[str, int] = {}
+    call_ns: dict[str, int] = {}  # just before OrderManager calls create_order
+
+    def on_order(o: Any) -> None:
+        tick_ns.setdefault(o.identifier, o.tick_ns)
+        call_ns.setdefault(o.identifier, o.sent_ns)
+
+    observers = Observers(on_order=on_order)
+    http = httpx.AsyncClient(event_hooks={"request": [on_request]}, timeout=5.0)
+    rest = UpbitRestClient(sim.access_key, sim.secret_key, sim.base_url, http_client=http)
+    public = UpbitWebSocket(sim.ws_url, subscriptions=[subscription("trade", [MARKET])], rest=rest)
+    private = UpbitWebSocket(sim.private_ws_url, subscriptions=[subscription("myOrder", [MARKET])],
+                             private_auth=(sim.access_key, sim.secret_key))  # fmt: skip
+    recv: list[tuple[float, int]] = []
+
+    async def stream() -> Any:
+        async for ev in public:
+            if isinstance(ev, Tick):
+                recv.append((time.time(), ev.ts_ms))
+            yield ev
+
+    db = Database.open(f"sqlite:///{tmp / 'bench.db'}")
+    repo = Repository(db)
+    loop = TradingLoop(cfg, rest, stream(), repo, Portfolio(), order_events=private, observers=observers,
+                       reconcile_grace_s=0.1)  # fmt: skip
+    task = asyncio.create_task(loop.run())
+    while not (public.connected and private.connected and loop.stats.ticks):
+        await asyncio.sleep(0.05)
+        if task.done():
+            task.result()
+    applied0 = int(sim.control.state().get("applied", 0))
+    ticks0 = loop.stats.ticks
+    recv.clear()
+    cpu0, wall0 = os.times(), time.monotonic()
+    await asyncio.to_thread(sim.control.resume)
+    # until the replay has ended and the loop has caught up with every trade it was sent
+    while True:
+        await asyncio.sleep(0.25)
+        st = await asyncio.to_thread(sim.control.state)
+        if (
+            st.get("position", 0) >= st.get("total", total)
+            and loop.stats.ticks - ticks0 >= st["applied"] - applied0
+        ):
+            break
+        if time.monotonic() - wall0 > seconds * 3 + 30:
+            break
+    wall1, cpu1 = time.monotonic(), os.times()
+    applied = int(st["applied"]) - applied0
+    loop.stop()
+    await task
+    await public.close()
+    await private.close()
+    await rest.close()
+    await http.aclose()
+    db.close()
+    sim.stop()
+
+    base = min(w - ts / 1000 for w, ts in recv) if recv else 0.0
+    lags = [(w - ts / 1000 - base) * 1000 for w, ts in recv]
+    lat = [(sent_ns[i] - tick_ns[i]) / 1e6 for i in tick_ns if i in sent_ns and tick_ns[i]]
+    to_call = [(call_ns[i] - tick_ns[i]) / 1e6 for i in tick_ns if call_ns.get(i) and tick_ns[i]]
+    call_to_wire = [(sent_ns[i] - call_ns[i]) / 1e6 for i in call_ns if i in sent_ns and call_ns[i]]
+    cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    processed = loop.stats.ticks - ticks0
+    return {
+        "trades_sent": applied,
+        "ticks_processed": processed,
+        "dropped": max(0, applied - processed),
+        "duplicates": public.stats.duplicates,
+        "backfilled": public.stats.backfilled,
+        "reconnects": public.stats.reconnects,
+        "wall_s": wall1 - wall0,
+        "rate_in": processed / (wall1 - wall0),
+        "lag_ms": (pct(lags, 50), pct(lags, 99), max(lags, default=float("nan"))),
+        "lagging_over_50ms": sum(1 for x in lags if x > 50),
+        "orders": len(lat),
+        "tick_to_order_ms": (pct(lat, 50), pct(lat, 99), max(lat, default=float("nan"))),
+        "tick_to_order_mean_ms": statistics.fmean(lat) if lat else float("nan"),
+        "tick_to_call_ms": (pct(to_call, 50), pct(to_call, 99)),
+        "call_to_wire_ms": (pct(call_to_wire, 50), pct(call_to_wire, 99)),
+        "cpu_cores": cpu / (wall1 - wall0),
+        "fills": loop.stats.fills,
+        "errors": loop.stats.errors,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--rate", type=int, default=5000)
+    a = ap.parse_args()
+    r = asyncio.run(run(a.seconds, a.rate))
+    p50, p99, mx = r["tick_to_order_ms"]
+    l50, l99, lmx = r["lag_ms"]
+    print(f"live latency bench: {a.rate} trades/s for {a.seconds:.0f} s over loopback WebSocket")
+    print(f"  messages: sent {r['trades_sent']}, processed {r['ticks_processed']}, dropped {r['dropped']}, "
+          f"duplicates {r['duplicates']}, backfilled {r['backfilled']}, reconnects {r['reconnects']}")  # fmt: skip
+    print(f"  throughput: {r['rate_in']:.0f} ticks/s processed over {r['wall_s']:.1f} s wall")
+    print(f"  lag behind the feed: p50 {l50:.1f} ms, p99 {l99:.1f} ms, max {lmx:.1f} ms; "
+          f"{r['lagging_over_50ms']} messages > 50 ms")  # fmt: skip
+    print(f"  tick received -> order request out: {r['orders']} orders, p50 {p50:.3f} ms, p99 {p99:.3f} ms, "
+          f"max {mx:.3f} ms (mean {r['tick_to_order_mean_ms']:.3f} ms)")  # fmt: skip
+    c50, c99 = r["tick_to_call_ms"]
+    w50, w99 = r["call_to_wire_ms"]
+    print(f"    of which tick -> create_order call (sizing, DB record): p50 {c50:.3f} ms, p99 {c99:.3f} ms;"
+          f" call -> wire (signing, HTTP client): p50 {w50:.3f} ms, p99 {w99:.3f} ms")  # fmt: skip
+    print(f"  trader CPU: {r['cpu_cores']:.2f} cores; fills {r['fills']}, errors {r['errors']}")
+    print(f"  targets: dropped 0 -> {'OK' if r['dropped'] == 0 else 'MISSED'}; p99 < 2 ms -> "
+          f"{'OK' if p99 < 2 else 'MISSED'}; CPU < 1 core -> {'OK' if r['cpu_cores'] < 1 else 'MISSED'}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
