@@ -55,6 +55,11 @@ class LoopStats:
     latencies_ns: list[int] = field(default_factory=list)  # tick received -> order request out
 
 
+def _plain(value: Decimal | None) -> str:
+    """Fixed-point text for logs (no 3.118E+6)."""
+    return "None" if value is None else f"{value.normalize():f}"
+
+
 class TradingLoop:
     """The live/paper trading loop (see the module docstring)."""
 
@@ -213,11 +218,17 @@ class TradingLoop:
         return self.stats
 
     async def _consume(self) -> None:
+        n = 0
         async for event in self.market_stream:
             if isinstance(event, Tick):
                 await self.on_tick(event)
                 if self._stop.is_set():
                     return
+                n += 1
+                # a burst of buffered frames is consumed without ever suspending: yield so the
+                # order tasks (and finished DB writes) run now, not after the burst
+                if self.inflight or n % 64 == 0:
+                    await asyncio.sleep(0)
             else:
                 self.om.notify(event)
 
@@ -236,7 +247,12 @@ class TradingLoop:
         self.stats.last_tick_ts_ms = tick.ts_ms
         self.last_price = tick.price
         om = self.om
-        view = self.portfolio.view(self.market, pending=bool(self.inflight), krw_reserved=om.reserved_krw())
+        pending = False
+        if self.inflight:
+            # a resting take-profit must not silence the stop-loss: only other orders block
+            resting = om.resting_sell_intents(self.market)
+            pending = any(iid not in resting for iid in self.inflight)
+        view = self.portfolio.view(self.market, pending=pending, krw_reserved=om.reserved_krw())
         intents = self.strategy.on_tick(tick, view)
         for intent in intents:
             self.stats.decisions += 1
@@ -254,8 +270,6 @@ class TradingLoop:
                 self.observers.on_decision(tick, intent)
             task = asyncio.create_task(self._execute(intent, tick, t0), name=f"intent-{intent.intent_id}")
             self.inflight[intent.intent_id] = task
-        if intents:
-            self._spawn(self.save_state())
         if tick.ts_ms >= self._next_equity_ms:
             self._next_equity_ms = tick.ts_ms + self.equity_every_ms
             self._spawn(self._equity_point(tick))
@@ -276,6 +290,10 @@ class TradingLoop:
                 self.stats.latencies_ns.append(order.sent_ns - t0)
             if self.observers.on_order:
                 self.observers.on_order(order)
+            # the decision's state is saved once its order is out: a save started earlier would
+            # contend with recording the order for the database's write lock (and a crash before
+            # it only re-emits the same intent id, which the identifier makes harmless)
+            await self.save_state()
             result = await self._confirm(order)
         except asyncio.CancelledError:
             # shutdown while in flight: the order stays recorded; the next start reconciles it
@@ -292,9 +310,9 @@ class TradingLoop:
             "result intent_id=%s status=%s filled=%s avg_price=%s fees=%s note=%s",
             intent.intent_id,
             result.status,
-            result.filled_volume,
-            result.avg_price,
-            result.fees,
+            _plain(result.filled_volume),
+            _plain(result.avg_price),
+            _plain(result.fees),
             result.note,
         )
         # the strategy's clock is market time (trade timestamps), not the wall clock

@@ -51,6 +51,8 @@ def test_auth_errors(sim: SimulatorThread, c: httpx.Client) -> None:
     assert (r.status_code, error_name(r)) == (401, "jwt_verification")
     r = c.get("/v1/accounts", headers={"Authorization": "Bearer not.a.jwt"})
     assert (r.status_code, error_name(r)) == (401, "jwt_verification")
+    r = c.get("/v1/accounts", headers=token(sim, access_key="someone-else"))
+    assert (r.status_code, error_name(r)) == (401, "invalid_access_key")
     fixed = str(uuid.uuid4())
     assert c.get("/v1/accounts", headers=token(sim, nonce=fixed)).status_code == 200
     r = c.get("/v1/accounts", headers=token(sim, nonce=fixed))

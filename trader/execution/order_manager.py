@@ -61,6 +61,7 @@ from trader.upbit.rules import FEE_RATE, MIN_ORDER_KRW, quantize_volume, round_p
 log = logging.getLogger("trader.execution")
 
 DEFAULT_LIMIT_TIMEOUT_S = 30.0
+_RESTING = (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
 
 
 def wall_ms() -> int:
@@ -197,6 +198,21 @@ class OrderManager:
     @property
     def open_orders(self) -> list[ManagedOrder]:
         return [o for o in self._by_identifier.values() if not o.is_final]
+
+    def resting_sell_intents(self, market: str) -> set[str]:
+        """Intents whose only open orders are limit sells resting on the book (accepted, maybe
+        partly filled). Such an intent must not block a protective exit: a market sell cancels
+        them first (`superseded`), so the strategy may still decide while they rest."""
+        resting: set[str] = set()
+        busy: set[str] = set()
+        for o in self._by_identifier.values():
+            if o.market != market or o.is_final:
+                continue
+            if o.side is Side.ASK and o.ord_type is OrdType.LIMIT and o.status in _RESTING:
+                resting.add(o.intent.intent_id)
+            else:
+                busy.add(o.intent.intent_id)
+        return resting - busy
 
     def reserved_krw(self, market: str | None = None) -> Decimal:
         """KRW locked by our in-flight buys (so the strategy does not spend it twice)."""
@@ -423,9 +439,11 @@ class OrderManager:
         # sells
         full_exit = intent.kind is IntentKind.SELL and remaining is None
         want = remaining if remaining is not None else (intent.volume or Decimal(0))
-        if not use_limit:
+        free, locked = await self._coin_balance(market)
+        if locked > 0 and not use_limit:
+            # coin locked in resting sells: cancel ours so the whole position can go now
             await self._cancel_resting_sells(market)
-        free = await self._coin_free(market)
+            free, locked = await self._coin_balance(market)
         price_ref = limit_price or last_price or (self.price_source(market) if self.price_source else None)
         size = size_sell(want, free, price_ref, full_exit=full_exit, min_krw=self.min_order_krw)
         if use_limit and limit_price is not None:
@@ -459,13 +477,23 @@ class OrderManager:
             return krw.balance if krw else Decimal(0)
         return Decimal(self.portfolio.krw) - self.reserved_krw()
 
-    async def _coin_free(self, market: str) -> Decimal:
+    async def _coin_balance(self, market: str) -> tuple[Decimal, Decimal]:
+        """(free, locked) coin of `market` as the exchange reports it now."""
         balances = await self._retrying(self.exchange.accounts)
         row = balances.get(market.split("-", 1)[1])
-        return row.balance if row else Decimal(0)
+        return (row.balance, row.locked) if row else (Decimal(0), Decimal(0))
 
     async def _cancel_resting_sells(self, market: str) -> None:
-        """Free the volume locked in our own resting sells of `market` before a market sell."""
+        """Free the volume locked in our own resting sells of `market` before a market sell.
+
+        Ours are the ones this manager follows plus any other order carrying our identifier
+        prefix that the exchange lists as open (a user's manual orders are left alone).
+        """
+        for order in list(self._by_identifier.values()):
+            resting_sell = order.side is Side.ASK and order.ord_type is OrdType.LIMIT
+            if order.market == market and resting_sell and not order.is_final:
+                order.superseded = True
+                await self.cancel(order)
         resting = await self._retrying(lambda: self.exchange.open_orders(market))
         mine = [o for o in resting if o.side is Side.ASK and (o.identifier or "").startswith("at-")]
         for snap in mine:

@@ -47,7 +47,10 @@ class SeenTrades:
         return bool(tick.seq) and tick.seq in self._ids.get(tick.market, ())
 
     def add(self, tick: Tick) -> bool:
-        """Record a delivered tick; False when its sequential_id was already delivered."""
+        """Record a delivered tick; False when its sequential_id was already delivered (or, for
+        ticks without one — tickers — when it repeats the last tick, as a resubscribe snapshot does)."""
+        if not tick.seq and self.last.get(tick.market) == tick:
+            return False
         if tick.seq:
             ids = self._ids.setdefault(tick.market, set())
             if tick.seq in ids:
@@ -77,9 +80,14 @@ class Gap:
 
 
 def _in_gap(t: Tick, after: Tick, until: Tick | None) -> bool:
-    if t.ts_ms < after.ts_ms or t.seq == after.seq:
+    """Strictly between the bounds; a bound without sequential_id (a ticker) is exclusive by time."""
+    if t.ts_ms < after.ts_ms or t.seq == after.seq or (not after.seq and t.ts_ms == after.ts_ms):
         return False
-    return until is None or (t.ts_ms <= until.ts_ms and t.seq != until.seq)
+    if until is None:
+        return True
+    if not until.seq:
+        return t.ts_ms < until.ts_ms
+    return t.ts_ms <= until.ts_ms and t.seq != until.seq
 
 
 async def backfill_trades(

@@ -114,12 +114,8 @@ class Simulator:
     def _publish(self, market: str, stats: MarketStats) -> None:
         hub = self.hub
         if hub.has("trade", market):
-            st = self.exchange
-            last = st.last_price(market) or 0.0
-            quote = st.book_quote(market, last)
-            msg = stats.trade_ws(quote)
-            if msg is not None:
-                hub.publish("trade", market, msg)
+            quote = self.exchange.book_quote(market)
+            hub.publish_with("trade", market, lambda simple: stats.trade_ws(quote, simple=simple))
         if hub.has("ticker", market):
             msg = stats.ticker_ws()
             if msg is not None:
@@ -150,8 +146,7 @@ class Simulator:
         if typ == "ticker":
             return stats.ticker_ws("SNAPSHOT")
         if typ == "trade":
-            last = self.exchange.last_price(market) or 0.0
-            return stats.trade_ws(self.exchange.book_quote(market, last), "SNAPSHOT")
+            return stats.trade_ws(self.exchange.book_quote(market), "SNAPSHOT")
         if typ == "orderbook":
             return self.orderbook_message(market, int(count) if count else 30, stream_type="SNAPSHOT")
         return None

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from trader.marketdata.synth import TradeArrays
 from trader.sim.matching import Exchange
+from trader.sim.ws import SIMPLE_KEYS
 
 KST = timezone(timedelta(hours=9))
 MIN_MS = 60_000
@@ -45,12 +46,25 @@ def _date_strs(ts_ms: int) -> tuple[str, str]:
     return hit
 
 
+_LAST_SEC: list = [-1, ("", "")]
+
+
 def _time_strs(ts_ms: int) -> tuple[str, str]:
-    """('HH:mm:ss', 'HHmmss') UTC."""
-    sec = (ts_ms // 1000) % 86400
-    h, rem = divmod(sec, 3600)
+    """('HH:mm:ss', 'HHmmss') UTC (the last second is cached: trades cluster in time)."""
+    sec = ts_ms // 1000
+    if sec == _LAST_SEC[0]:
+        return _LAST_SEC[1]
+    h, rem = divmod(sec % 86400, 3600)
     m, s = divmod(rem, 60)
-    return f"{h:02d}:{m:02d}:{s:02d}", f"{h:02d}{m:02d}{s:02d}"
+    out = (f"{h:02d}:{m:02d}:{s:02d}", f"{h:02d}{m:02d}{s:02d}")
+    _LAST_SEC[0], _LAST_SEC[1] = sec, out
+    return out
+
+
+_TRADE_KEYS = ("type", "code", "timestamp", "trade_date", "trade_time", "trade_timestamp", "trade_price",
+               "trade_volume", "ask_bid", "prev_closing_price", "change", "change_price", "sequential_id",
+               "best_ask_price", "best_ask_size", "best_bid_price", "best_bid_size", "stream_type")
+_TRADE_SIMPLE_KEYS = tuple(SIMPLE_KEYS["trade"][k] for k in _TRADE_KEYS)
 
 
 def _naive(dt: datetime) -> str:
@@ -196,20 +210,18 @@ class MarketStats:
             "timestamp": ts, "stream_type": stream_type,
         }
 
-    def trade_ws(self, best: tuple[float, float, float, float], stream_type: str = "REALTIME") -> dict | None:
+    def trade_ws(self, best: tuple[float, float, float, float], stream_type: str = "REALTIME",
+                 *, simple: bool = False) -> dict | None:
+        """The trade message, in DEFAULT or (built directly, the hot path) SIMPLE field names."""
         if self.last is None:
             return None
         ts, price, vol, is_bid = self.last
         prev = self._day_figures()[1]
         change, diff, _ = self._change(price, prev)
-        return {
-            "type": "trade", "code": self.market, "timestamp": ts, "trade_date": _date_strs(ts)[0],
-            "trade_time": _time_strs(ts)[0], "trade_timestamp": ts, "trade_price": price,
-            "trade_volume": vol, "ask_bid": "BID" if is_bid else "ASK", "prev_closing_price": prev,
-            "change": change, "change_price": abs(diff), "sequential_id": ts * 1000 + self.seq % 1000,
-            "best_ask_price": best[0], "best_ask_size": best[1], "best_bid_price": best[2],
-            "best_bid_size": best[3], "stream_type": stream_type,
-        }
+        values = ("trade", self.market, ts, _date_strs(ts)[0], _time_strs(ts)[0], ts, price, vol,
+                  "BID" if is_bid else "ASK", prev, change, abs(diff), ts * 1000 + self.seq % 1000,
+                  best[0], best[1], best[2], best[3], stream_type)
+        return dict(zip(_TRADE_SIMPLE_KEYS if simple else _TRADE_KEYS, values, strict=True))
 
     def trades_rest(self, count: int, to_ms: int | None = None) -> list[dict]:
         out = []

@@ -212,7 +212,7 @@ class Exchange:
             st.book.ensure(st.last, st.ref_vol)
             return st.book
 
-    def book_quote(self, market: str, last: float) -> tuple[float, float, float, float]:
+    def book_quote(self, market: str) -> tuple[float, float, float, float]:
         """Best ask/size and best bid/size as floats without building the whole book."""
         st = self._markets.get(market)
         if st is None or st.last is None:
@@ -334,7 +334,7 @@ class Exchange:
     def _new_order(self, market: str, side: str, ord_type: str, price: Decimal | None, volume: Decimal | None,
                    identifier: str | None, tif: str | None, ts_ms: int | None, smp_type: str | None,
                    test: bool) -> Order:
-        st = self._market(market)
+        self._market(market)  # notfoundmarket first, as Upbit
         if side not in ("bid", "ask"):
             raise _bad("invalid_parameter", "side 값이 올바르지 않습니다.")
         sfx = side
@@ -421,7 +421,6 @@ class Exchange:
         self.accounts_book.lock("KRW" if side == "bid" else coin, lock)
         self._order_event(order, now)
         self._asset_event(["KRW" if side == "bid" else coin], now)
-        _ = st
         return order
 
     def _execute(self, order: Order) -> None:
@@ -511,9 +510,8 @@ class Exchange:
 
     def _rest(self, st: _MarketState, order: Order) -> None:
         if order.side == "bid":
-            key = lambda o: (-o.price, o.seq)  # noqa: E731
             st.bids.append(order)
-            st.bids.sort(key=key)
+            st.bids.sort(key=lambda o: (-o.price, o.seq))
         else:
             st.asks.append(order)
             st.asks.sort(key=lambda o: (o.price, o.seq))

@@ -134,6 +134,8 @@ class SimulatorThread(_Endpoints):
         if unknown:
             raise TypeError(f"unknown simulator options: {sorted(unknown)}")
         opts.setdefault("port", 0)
+        if str(opts.get("speed")) == "max":
+            opts["speed"] = None
         if "krw" in opts:
             opts["krw"] = Decimal(str(opts["krw"]))
         if opts.get("data") is not None:

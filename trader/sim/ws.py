@@ -217,6 +217,21 @@ class Hub:
                 c.push(data)
             self.sent += len(conns)
 
+    def publish_with(self, typ: str, code: str, build: Callable[[bool], dict | None]) -> None:
+        """Like `publish`, with a builder that makes SIMPLE names itself (`build(simple)`)."""
+        by_fmt = self.subs.get((typ, code))
+        if not by_fmt:
+            return
+        for fmt, conns in by_fmt.items():
+            msg = build(fmt.startswith("SIMPLE"))
+            if msg is None:
+                continue
+            body = orjson.dumps(msg)
+            data = b"[" + body + b"]" if fmt.endswith("_LIST") else body
+            for c in conns:
+                c.push(data)
+            self.sent += len(conns)
+
     def publish_private(self, kind: str, payload: dict) -> None:
         """Exchange listener: may be called from another thread (tests poke the Exchange directly)."""
         loop = self._loop

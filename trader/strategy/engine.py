@@ -1,17 +1,22 @@
 """StrategyEngine: the declared rules composed into one pure, deterministic `on_tick`.
 
 Contract (the live loop, paper trading and the backtest all drive it the same way):
-- `on_tick(tick, position) -> list[Intent]`: at most one intent per call, none while
-  `position.pending`. Market observation (indicators, the peak since entry) happens on every
-  call, pending or not.
+- `on_tick(tick, position) -> list[Intent]` (or `on_price(ts_ms, price, position)`, the same
+  code without building a Tick): at most one intent per call, none while `position.pending`.
+  Market observation (indicators, the peak since entry) happens on every call, pending or not.
+  Stops are evaluated on every trade; while an order is pending (e.g. a resting take-profit
+  limit) nothing new is emitted, so keep limit `timeout_s` short.
 - `on_order_result(intent, filled_volume, avg_price, ts_ms)`: execution reports what an intent
-  achieved once its order is final (after any timeout fallback). Entry/ladder/cooldown state
-  moves only here, so a crash between sending and learning the result re-emits the *same*
-  intent id — execution's identifier makes that resend harmless.
+  achieved once its order is final (after any timeout fallback; zero if nothing filled). Entry
+  count, ladder progress and cooldown clocks advance only here, so a crash between sending and
+  learning the result re-emits the *same* intent id — execution's identifier makes that resend
+  harmless. An intent that achieved nothing is retried later under `<id>:<attempt>`.
 - `state_dict()` / `load_state()` / `from_state()`: JSON-serialisable state.
-- `quiet(position) -> (lo, hi, until_ms)`: "skippable" means: for every following trade with
-  lo < price < hi and ts < until_ms, with the same `position`, `on_tick` returns [] and its only
-  state changes are the market observations that `advance(ts, prices)` replays exactly.
+- `quiet(position) -> (lo, hi, until_ms)` (also `quiet_band`/`quiet_until`): "skippable"
+  means: for every following trade with lo < price < hi and ts < until_ms, fed with this same
+  `position`, `on_tick` returns [] and its only state changes are market observations
+  (indicator windows, daily candle, closed-candle MAs, the peak since entry) that
+  `advance(ts_array, price_array)` replays exactly — so results are identical with skipping.
 
 Ladder and dust rules (Upbit's 5,000 KRW minimum): a take-profit step sells
 `sell × (volume right after entry)`; if what would remain is below the minimum the step sells

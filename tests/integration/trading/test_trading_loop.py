@@ -119,3 +119,30 @@ async def test_unexplained_difference_refuses_to_trade_until_adopted(make_sim, t
     async with LoopRig(sim, cfg, db) as ok:
         assert ok.loop.report.ok and ok.loop.portfolio.krw == Decimal("1012345")
         assert [e.kind for e in ok.repo.events(kind="reconcile.adopt")] == ["reconcile.adopt"] * 2
+
+
+async def test_stop_loss_fires_while_a_take_profit_limit_sell_rests_and_cancels_it(make_sim, tmp_path):
+    sim = make_sim(krw=1_000_000)
+    cfg = strategy(
+        sim.market,
+        exits={"take_profit": [{"gain": 0.01, "sell": 0.5}], "stop_loss": 0.03},
+        limit_orders={"use_for": ["take_profit"], "offset_ticks": 30, "timeout_s": 600},
+    )
+    async with LoopRig(sim, cfg, tmp_path / "t.db") as rig:
+        p = rig.price()
+        await rig.push(p)
+        await wait_for(lambda: rig.loop.portfolio.position(cfg.market).volume > 0 and not rig.loop.inflight,
+                       what="entry")  # fmt: skip
+        await rig.push(p * 1.012)  # take-profit 1 goes out as a limit sell 30 ticks above: it rests
+        resting = lambda: any(o.state == "wait" and o.side == "ask" for o in rig.repo.orders())  # noqa: E731
+        await wait_for(resting, what="take-profit resting")
+        await rig.push(p * 0.99, p * 0.96)  # the stop fires although the take-profit is in flight
+        stopped = lambda: not rig.loop.inflight and any(o.reason == "stop_loss" for o in rig.repo.orders())  # noqa: E731
+        await wait_for(stopped, what="stop")
+        by_reason = {o.reason: o for o in rig.repo.orders()}
+        assert by_reason["take_profit_1"].state == "cancel" and by_reason["take_profit_1"].ord_type == "limit"
+        assert by_reason["stop_loss"].state == "done"
+        assert len(rig.repo.orders()) == 3  # entry, take-profit (cancelled, no fallback), stop
+        krw, coin = await rig.exchange_totals()
+        pf = rig.loop.portfolio
+        assert coin == 0 and pf.krw == krw and pf.position(cfg.market).volume == 0

@@ -77,14 +77,16 @@ async def test_drop_reconnect_backfills_gap_once(sim_server, rest: UpbitRestClie
 
 async def test_private_my_order_events_for_an_order(sim_server, rest: UpbitRestClient) -> None:
     m = sim_server.market
-    ws = UpbitWebSocket(sim_server.private_ws_url, subscriptions=[subscription("myOrder"), subscription("myAsset")],
+    ws = UpbitWebSocket(sim_server.private_ws_url,
+                        subscriptions=[subscription("myOrder"), subscription("myAsset")],
                         private_auth=(sim_server.access_key, sim_server.secret_key))
     async with consuming(ws) as (got, task):
         await wait_until(lambda: ws.connected)
         await asyncio.sleep(0.2)  # let the subscription land
         ident = f"it-{uuid.uuid4().hex[:16]}"
         order = await rest.create_order(m, Side.BID, OrdType.PRICE, identifier=ident, price=Decimal(10000))
-        await wait_until(lambda: any(isinstance(e, MyOrderEvent) and e.state in ("done", "cancel") for e in got))
+        await wait_until(lambda: any(isinstance(e, MyOrderEvent) and e.state in ("done", "cancel")
+                                     for e in got))
         assert not task.done()
     mine = [e for e in got if isinstance(e, MyOrderEvent) and e.uuid == order.uuid]
     assert mine and all(e.identifier == ident and e.market == m and e.side is Side.BID for e in mine)

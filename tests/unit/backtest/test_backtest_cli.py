@@ -47,3 +47,31 @@ def test_backtest_cli_bad_strategy_names_the_field(tmp_path, capsys):
 def test_backtest_cli_missing_data(tmp_path, capsys):
     rc = main(["backtest", "--strategy", str(DEMO), "--data", str(tmp_path / "none.csv")])
     assert rc == 2 and "not found" in capsys.readouterr().err
+
+
+def test_backtest_reads_pyupbit_csv_and_tick_csv(tmp_path, capsys):
+    import pandas as pd
+
+    from trader.marketdata.candles import load_candles
+    from trader.marketdata.synth import synthesize_trades
+
+    candles = load_candles(DATA).iloc[:2000]
+    utc = pd.to_datetime(candles["ts_ms"], unit="ms", utc=True)
+    kst = utc.dt.tz_convert("Asia/Seoul").dt.tz_localize(None)
+    pyupbit = candles.drop(columns="ts_ms").set_index(kst.rename(None))
+    csv_path = tmp_path / "eth.csv"
+    pyupbit.to_csv(csv_path)
+    assert main(["backtest", "--strategy", str(DEMO), "--data", str(csv_path), "--json", "-"]) == 0
+    from_csv = json.loads(capsys.readouterr().out)["summary"]
+    assert main(["backtest", "--strategy", str(DEMO), "--data", str(DATA), "--to", "2024-01-21 23:45",
+                 "--json", "-"]) == 0
+    from_parquet = json.loads(capsys.readouterr().out)["summary"]
+    assert from_csv["candles"] == 2000 and from_csv["fingerprint"] == from_parquet["fingerprint"]
+
+    trades = synthesize_trades(candles, ticks_per_candle=8).to_frame()
+    ticks = pd.DataFrame({"timestamp": trades["ts_ms"], "price": trades["price"], "volume": trades["volume"]})
+    tick_path = tmp_path / "ticks.csv"
+    ticks.to_csv(tick_path, index=False)
+    assert main(["backtest", "--strategy", str(DEMO), "--data", str(tick_path), "--json", "-"]) == 0
+    from_ticks = json.loads(capsys.readouterr().out)["summary"]
+    assert from_ticks["candles"] is None and from_ticks["ticks"] == 16_000 and from_ticks["fills"] > 5

@@ -156,3 +156,18 @@ def test_seen_trades_dedup_bounded() -> None:
     assert not seen.add(ticks[-1])
     assert seen.add(ticks[0])  # forgotten beyond capacity
     assert seen.last["KRW-BTC"] == ticks[-1]
+
+
+def test_ticker_snapshot_repeat_is_dropped_and_ticker_bounds_are_exclusive() -> None:
+    seen = SeenTrades()
+    t = Tick("KRW-BTC", 5000, 1.0, 1.0, "BID", 0)
+    assert seen.add(t) and not seen.add(Tick("KRW-BTC", 5000, 1.0, 1.0, "BID", 0))
+    assert seen.add(Tick("KRW-BTC", 6000, 1.0, 1.0, "BID", 0))
+
+
+async def test_backfill_between_ticker_ticks_excludes_their_own_trades() -> None:
+    rest = FakeTrades(range(1, 11))  # trade s at ts 1000*s
+    after = Tick("KRW-BTC", 3000, 103.0, 1.0, "BID", 0)  # a ticker reporting trade 3
+    until = Tick("KRW-BTC", 8000, 108.0, 1.0, "BID", 0)  # a ticker reporting trade 8
+    ticks = await backfill_trades(rest, after, until, SeenTrades())
+    assert [t.seq for t in ticks] == [4, 5, 6, 7]

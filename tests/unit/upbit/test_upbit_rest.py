@@ -330,3 +330,19 @@ async def test_secrets_absent_from_errors_logs_and_repr(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert SECRET not in logged and not any(t in logged for t in tokens)
     assert SECRET not in repr(client) and ACCESS not in repr(client)
+
+
+async def test_from_settings_reads_env_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trader.config import Settings
+
+    monkeypatch.setenv("UPBIT_ACCESS_KEY", ACCESS)
+    monkeypatch.setenv("UPBIT_SECRET_KEY", SECRET)
+    monkeypatch.setenv("TRADER_UPBIT_BASE_URL", "http://127.0.0.1:9/v1")
+    c = UpbitRestClient.from_settings(Settings(_env_file=None))
+    try:
+        assert c.base_url == "http://127.0.0.1:9" and SECRET not in repr(c)
+    finally:
+        await c.close()
+    monkeypatch.delenv("UPBIT_SECRET_KEY")
+    with pytest.raises(ValueError, match="UPBIT_SECRET_KEY"):
+        UpbitRestClient.from_settings(Settings(_env_file=None))
