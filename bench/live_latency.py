@@ -17,7 +17,7 @@ Printed figures:
 - CPU of the trader: (user + system) / wall over the run, in cores.
 Targets: nothing dropped, p99 tick→order < 2 ms, CPU < 1 core.
 
-Usage: python bench/live_latency.py [--seconds 20] [--rate 5000]
+Usage: python bench/live_latency.py [--seconds 20] [--rate 5000] [--db-dir /dev/shm]
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, math.ceil(q / 100 * len(s)) - 1))]
 
 
-async def run(seconds: float, rate: int) -> dict[str, Any]:
+async def run(seconds: float, rate: int, db_dir: str | None = None) -> dict[str, Any]:
     import httpx
     import orjson
 
@@ -124,7 +124,7 @@ async def run(seconds: float, rate: int) -> dict[str, Any]:
                 recv.append((time.time(), ev.ts_ms))
             yield ev
 
-    db = Database.open(f"sqlite:///{tmp / 'bench.db'}")
+    db = Database.open(f"sqlite:///{Path(db_dir or tmp) / f'bench-{os.getpid()}.db'}")
     repo = Repository(db)
     timings: dict[str, list[float]] = {"record_order": [], "accounts": []}
     _record = repo.record_order
@@ -216,8 +216,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--rate", type=int, default=5000)
+    ap.add_argument("--db-dir", help="directory of the SQLite file (e.g. /dev/shm to take fsync out)")
     a = ap.parse_args()
-    r = asyncio.run(run(a.seconds, a.rate))
+    r = asyncio.run(run(a.seconds, a.rate, a.db_dir))
     p50, p99, mx = r["tick_to_order_ms"]
     l50, l99, lmx = r["lag_ms"]
     tgt_drop = "OK" if r["dropped"] == 0 else "MISSED"

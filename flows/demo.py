@@ -30,8 +30,10 @@ from deployments.env import OFFLINE_ENV, PROJECT_DIR
 
 DEFAULT_STRATEGY = PROJECT_DIR / "trader/strategy/examples/demo.yaml"
 DEFAULT_DATA = PROJECT_DIR / "data/KRW-ETH_15m_2024.parquet"
-DEFAULT_START = "2024-02-01T09:00"  # KST, a trading-day boundary
-DEFAULT_DAYS = 28.0
+# trader/strategy/examples/demo.yaml is tuned so that these three weeks show entries and every
+# kind of exit it declares
+DEFAULT_START = "2024-01-01T09:00"  # KST, a trading-day boundary
+DEFAULT_DAYS = 21.0
 MAX_TRADING_S = 100.0  # wall-clock cap of the trading part, whatever the span
 KST_OFFSET = timedelta(hours=9)
 
@@ -126,6 +128,10 @@ def run_demo(args: argparse.Namespace) -> int:
                     status_every_s=5.0,
                     log_every_s=15.0,
                     shutdown_grace_s=10.0,
+                    equity_every_s=3600.0,  # hourly points: plenty for the charts, 30× fewer writes
+                    # the replay pauses while an order is in flight (the market waits for us)
+                    sim_lockstep=True,
+                    order_subflows=args.order_subflows,
                 )
             )
         finally:
@@ -176,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", default=DEFAULT_START, help="market time to start from (ISO, KST)")
     p.add_argument("--days", type=float, default=DEFAULT_DAYS, help="span of market time to trade")
     p.add_argument("--speed", default="max", help="simulator speed (× real time) or 'max'")
+    p.add_argument(
+        "--order-subflows",
+        action="store_true",
+        help="confirm each order in a place-order subflow (realistic only at lower --speed)",
+    )
     p.add_argument("--max-trading-s", type=float, default=MAX_TRADING_S, help="wall-clock cap of trading")
     return p
 

@@ -14,7 +14,9 @@ are not persisted), which the engine hands to the strategy.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import logging
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -24,6 +26,7 @@ from tasks.orders import confirm_fill
 # key -> (manager, order); filled by confirm_with_subflow, emptied when the subflow ends
 LIVE_ORDERS: dict[str, tuple[Any, Any]] = {}
 _keys = itertools.count(1)
+log = logging.getLogger("flows.place_order")
 
 
 @flow(
@@ -36,10 +39,7 @@ _keys = itertools.count(1)
 async def place_order(key: str, market: str, kind: str, reason: str, identifier: str, intent_id: str) -> Any:
     """Confirm the order behind `key` (already sent): wait for its fills, book them, return them."""
     manager, order = LIVE_ORDERS[key]
-    try:
-        result = await confirm_fill(manager, order)
-    finally:
-        LIVE_ORDERS.pop(key, None)
+    result = await confirm_fill(manager, order)
     s = summarize(result)
     get_run_logger().info(
         "%s %s (%s): %s, %s filled at %s, %s order(s)",
@@ -70,22 +70,44 @@ def summarize(result: Any) -> dict[str, Any]:
 
 
 async def confirm_with_subflow(manager: Any, order: Any) -> Any:
-    """The engine's `confirm` hook: run `place-order` for an already-sent order, return its result."""
+    """The engine's `confirm` hook: run `place-order` for an already-sent order, return its result.
+
+    The subflow runs in its own asyncio task, so a failure of Prefect's machinery (API
+    unreachable, a client timeout cancelling its scope under load) stays inside that task; the
+    order is then confirmed directly — confirming is idempotent (it re-reads the order; fills are
+    keyed by trade id), and an order that is out there must never be left unconfirmed. Only a
+    cancellation of the engine's own task (shutdown) propagates.
+    """
     key = f"o{next(_keys)}"
     LIVE_ORDERS[key] = (manager, order)
     intent = order.intent
-    try:
-        return await place_order(
+    sub = asyncio.create_task(
+        place_order(
             key=key,
             market=intent.market,
             kind=str(intent.kind),
             reason=intent.reason,
             identifier=order.identifier,
             intent_id=intent.intent_id,
+        ),
+        name=f"place-order-{key}",
+    )
+    try:
+        return await asyncio.shield(sub)
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            sub.cancel()  # the engine is shutting down: the next start reconciles the order
+            raise
+        log.warning(
+            "place-order subflow for %s was cancelled by Prefect; confirming directly", intent.intent_id
         )
-    except Exception:
-        if LIVE_ORDERS.pop(key, None) is None:
-            raise  # the confirmation itself failed: the engine records the error
-        # Prefect could not even start the subflow (API unreachable…): the order is out there,
-        # so confirm it without orchestration rather than leave its fills unbooked
-        return await manager.confirm(order)
+    except Exception as exc:
+        log.warning(
+            "place-order subflow for %s failed (%s); confirming directly",
+            intent.intent_id,
+            type(exc).__name__,
+        )
+    finally:
+        LIVE_ORDERS.pop(key, None)
+    return await manager.confirm(order)

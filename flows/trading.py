@@ -145,8 +145,11 @@ class FlowObservers:
         self._last_log = 0.0
         self._publishing: asyncio.Task[Any] | None = None
         self.loop: Any = None  # the TradingLoop, set once built
+        self.lockstep: Any = None  # flows.lockstep.SimLockstep in paper lockstep mode
 
     def on_decision(self, tick: Any, intent: Any) -> None:
+        if self.lockstep is not None:
+            self.lockstep.pause()
         self.board.on_decision(tick.ts_ms, str(intent.kind), intent.reason, describe_intent(intent))
         self.logger.info(
             "decision %s (%s) %s at %s", intent.kind, intent.reason, describe_intent(intent), tick.price
@@ -157,6 +160,8 @@ class FlowObservers:
         self.board.orders += 1
 
     def on_fill(self, fill: Any, effect: Any) -> None:
+        if self.lockstep is not None:
+            self.lockstep.pause()  # the market waits while the strategy learns of the fill
         self.board.fills += 1
         self._refresh_ledger()
 
@@ -267,12 +272,21 @@ async def trading(
     status_every_s: float = 30.0,
     log_every_s: float = 600.0,
     shutdown_grace_s: float = 15.0,
+    equity_every_s: float = 60.0,
+    order_subflows: bool = True,
+    sim_lockstep: bool = False,
     fail_after_ticks: int | None = None,
 ) -> dict[str, Any]:
     """Trade the strategy at `strategy_path` until cancelled, `max_runtime_s`, or market time `until`.
 
     paper: trade on the simulator at `sim_url` (started here when omitted) with its dev keys;
     paper=false trades real money on Upbit. `until` is ISO 8601 market time (naive = UTC).
+    `equity_every_s` is in market time: how often an equity point (and positions) is stored.
+    `order_subflows=False` confirms orders in the engine itself instead of a `place-order`
+    subflow per intent (for replays thousands of times faster than real time, where Prefect's
+    ~1–2 s per subflow would blind the strategy for hours of market time).
+    `sim_lockstep` (paper with sim_url only) pauses the simulator while an order is in flight,
+    so a fast replay waits for our orders as the real market effectively does (flows/lockstep.py).
     """
     from trader.engine import Observers, TradingLoop
     from trader.portfolio import Portfolio
@@ -320,14 +334,21 @@ async def trading(
             on_fill=observers.on_fill,
             on_status=observers.on_status,
         ),
-        confirm=lambda order: confirm_with_subflow(managers[0], order),
+        confirm=(lambda order: confirm_with_subflow(managers[0], order)) if order_subflows else None,
         stop_at_ms=parse_ts(until) if until else None,
         max_runtime_s=max_runtime_s,
         status_every_s=min(status_every_s, 10.0),
         shutdown_grace_s=shutdown_grace_s,
+        equity_every_ms=int(equity_every_s * 1000),
     )
     managers.append(loop.om)
     observers.loop = loop
+    lockstep = None
+    if sim_lockstep and paper and sim_url:
+        from flows.lockstep import SimLockstep, only_resting_limits
+
+        lockstep = SimLockstep(sim_url, lambda: only_resting_limits(loop))
+        observers.lockstep = lockstep
     board.state = "running"
     try:
         stats = await loop.run()
@@ -337,6 +358,8 @@ async def trading(
     finally:
         with contextlib.suppress(Exception):
             await observers.flush()
+        if lockstep is not None:
+            await lockstep.close()
         for closer in (public.close, private.close, rest.close):
             with contextlib.suppress(Exception):
                 await closer()

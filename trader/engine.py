@@ -234,8 +234,13 @@ class TradingLoop:
 
     async def _pump_order_events(self) -> None:
         assert self.order_events is not None
-        async for event in self.order_events:
-            self.om.notify(event)
+        try:
+            async for event in self.order_events:
+                self.om.notify(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # fills are still followed by REST polling
+            log.warning("private order stream stopped (%s): following orders by polling", type(exc).__name__)
 
     async def on_tick(self, tick: Tick) -> list[Intent]:
         """One tick: decide, start the orders, keep the cadence jobs going. Never waits for a fill."""
@@ -262,9 +267,9 @@ class TradingLoop:
                 intent.reason,
                 intent.intent_id,
                 tick.price,
-                intent.krw,
-                intent.volume,
-                intent.limit_price,
+                _plain(intent.krw),
+                _plain(intent.volume),
+                _plain(intent.limit_price),
             )
             if self.observers.on_decision:
                 self.observers.on_decision(tick, intent)

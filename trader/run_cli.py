@@ -183,13 +183,18 @@ async def _run(args: argparse.Namespace, config: Any) -> int:
     from trader.portfolio import Portfolio
     from trader.storage.db import Database, redact_url
     from trader.storage.repository import Repository
+    from trader.upbit.errors import UpbitError
     from trader.upbit.rest import UpbitRestClient
     from trader.upbit.ws import UpbitWebSocket, subscription
 
     settings = load_settings()
     venue = resolve_venue(args, settings, start_sim=True, market=config.market)
     db_url = _db_url(args, settings, fresh_paper=args.paper and not args.sim_url)
-    db = Database.open(db_url)
+    try:
+        db = Database.open(db_url)
+    except BaseException:
+        venue.close()  # never leave a simulator we started behind
+        raise
     repo = Repository(db)
     rest = UpbitRestClient(*venue.keys, venue.rest_url)
     public = UpbitWebSocket(venue.ws_url, subscriptions=[subscription("trade", [config.market])], rest=rest)
@@ -219,6 +224,9 @@ async def _run(args: argparse.Namespace, config: Any) -> int:
     except ReconcileMismatch as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_MISMATCH
+    except UpbitError as exc:  # e.g. refused keys: the message is already redacted
+        print(f"error: the exchange refused: {exc}", file=sys.stderr)
+        return 1
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             running.remove_signal_handler(sig)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from trader.backtest.report import RoundTrip, equity_curve, round_trips, summarize
 from trader.backtest.runner import TICKS_PER_CANDLE, Backtest, ProgressFn, RunOutput
-from trader.marketdata.candles import infer_interval_ms, load_frame, slice_time
+from trader.marketdata.candles import MarketDataError, infer_interval_ms, load_frame, slice_time
 from trader.marketdata.synth import TradeArrays, synthesize_trades
 from trader.strategy.config import StrategyConfig, load_strategy
 
@@ -50,7 +50,7 @@ def run_frame(config: StrategyConfig, kind: str, frame: pd.DataFrame, *, krw: De
               progress: ProgressFn | None = None) -> BacktestResult:
     """Backtest over an already-loaded frame: kind 'candles' (normalised) or 'ticks'."""
     if len(frame) == 0:
-        raise ValueError("no market data in the chosen period")
+        raise MarketDataError("no market data in the chosen period")
     if kind == "candles":
         interval = infer_interval_ms(frame)
         trades = synthesize_trades(frame, ticks_per_candle=ticks_per_candle, seed=seed, interval_ms=interval)

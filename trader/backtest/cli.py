@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_backtest(args.strategy, args.data, start=args.start, end=args.end, krw=krw,
                               seed=args.seed, ticks_per_candle=tpc, skip=not args.no_skip,
                               progress=progress_bar())
-    except (StrategyConfigError, MarketDataError, ValueError) as exc:
+    except (StrategyConfigError, MarketDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:

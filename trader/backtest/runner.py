@@ -93,10 +93,10 @@ class RunOutput:
     wall_s: float = 0.0
 
 
-def _replay_exchange(ex: Exchange, market: str, ts: list[int], vol: list[float], price: float) -> None:
+def _replay_exchange(ex: Exchange, market: str, last_ts: int, vol: list[float], price: float) -> None:
     """Make the exchange look as if it saw these quiet trades one by one (no order can cross).
 
-    Prefers a public `Exchange.replay_quiet_trades(market, ts_list, volume_list, last_price)` if
+    Prefers a public `Exchange.replay_quiet_trades(market, last_ts, volumes, last_price)` if
     the simulator offers one; otherwise it repeats what
     `Exchange.on_trade` does for a non-crossing trade: last price and time, the market clock and
     the exponential average of trade volume that scales the synthetic book (same float ops, same
@@ -104,7 +104,7 @@ def _replay_exchange(ex: Exchange, market: str, ts: list[int], vol: list[float],
     """
     replay = getattr(ex, "replay_quiet_trades", None)
     if replay is not None:
-        replay(market, ts, vol, price)
+        replay(market, last_ts, vol, price)
         return
     st = ex._markets[market]
     r = st.ref_vol
@@ -120,9 +120,9 @@ def _replay_exchange(ex: Exchange, market: str, ts: list[int], vol: list[float],
             r = r * 0.95 + v * 0.05
     st.ref_vol = r
     st.last = price
-    st.last_ts = ts[-1]
-    if ts[-1] > ex._clock_ms:
-        ex._clock_ms = ts[-1]
+    st.last_ts = last_ts
+    if last_ts > ex._clock_ms:
+        ex._clock_ms = last_ts
 
 
 class Backtest:
@@ -284,14 +284,16 @@ class Backtest:
         market = self.market
         tr = self.trades
         n = len(tr)
-        ts_a, px_a = tr.ts_ms, tr.price
-        ts_l: list[int] = ts_a.tolist()
-        px_l: list[float] = px_a.tolist()
-        vol_l: list[float] = tr.volume.tolist()
-        bid_l: list[bool] = tr.is_bid.tolist()
+        ts_a, px_a, vol_a, bid_a = tr.ts_ms, tr.price, tr.volume, tr.is_bid
+        skip = self.skip
+        # Python lists make per-trade access cheap, but cost ~130 bytes a trade; when skipping,
+        # only a few percent of trades are read one by one, so read those from the arrays
+        ts_l: list[int] = [] if skip else ts_a.tolist()
+        px_l: list[float] = [] if skip else px_a.tolist()
+        vol_l: list[float] = [] if skip else vol_a.tolist()
+        bid_l: list[bool] = [] if skip else bid_a.tolist()
         eng, ex = self.engine, self.exchange
         on_trade, on_price = ex.on_trade, eng.on_price
-        skip = self.skip
         progress = self.progress
         next_progress = 0
         processed = 0
@@ -312,19 +314,21 @@ class Backtest:
                     lo = max(lo, rb_lo)
                     hi = min(hi, rb_hi)
                     until = min(until, pend.deadline_ms)
-                p0 = px_l[i]
-                if lo < p0 < hi and ts_l[i] < until:
+                if lo < px_a[i] < hi and ts_a[i] < until:
                     j = self._scan(ts_a, px_a, i, lo, hi, until, inf)
                     if j - i >= MIN_SKIP:
                         eng.advance(ts_a[i:j], px_a[i:j])
-                        _replay_exchange(ex, market, ts_l[i:j], vol_l[i:j], px_l[j - 1])
+                        _replay_exchange(ex, market, int(ts_a[j - 1]), vol_a[i:j].tolist(),
+                                         float(px_a[j - 1]))
                         i = j
                         continue
                     no_skip_until = j  # those trades are processed one by one below
-            t = ts_l[i]
-            p = px_l[i]
+            if skip:
+                t, p, v, b = int(ts_a[i]), float(px_a[i]), float(vol_a[i]), bool(bid_a[i])
+            else:
+                t, p, v, b = ts_l[i], px_l[i], vol_l[i], bid_l[i]
             processed += 1
-            fills = on_trade(market, t, p, vol_l[i], bid_l[i])
+            fills = on_trade(market, t, p, v, b)
             pend = self.pending
             if fills:
                 if pend is not None:
@@ -368,8 +372,9 @@ class Backtest:
         return stop
 
 
-def progress_bar(stream=sys.stderr) -> ProgressFn | None:
+def progress_bar(stream=None) -> ProgressFn | None:
     """A one-line progress bar on stderr, only when it is a terminal."""
+    stream = stream or sys.stderr
     if not stream.isatty():
         return None
     start = time.perf_counter()

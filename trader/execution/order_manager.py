@@ -600,8 +600,8 @@ class OrderManager:
                 order.identifier,
                 order.side.value,
                 order.ord_type.value,
-                order.price,
-                order.volume,
+                _plain(order.price),
+                _plain(order.volume),
                 order.uuid,
                 order.status.value,
             )
@@ -814,6 +814,10 @@ class OrderManager:
 
 def event_final(event: object) -> bool:
     return isinstance(event, Filled | Canceled)
+
+
+def _plain(value: Decimal | None) -> str:
+    return "None" if value is None else f"{value.normalize():f}"
 
 
 def _field(event: Any, *names: str) -> str | None:

@@ -111,26 +111,33 @@ def synthesize_trades(
     x0 = np.where(after_b, pb, np.where(after_a, pa, 0))
     x1 = np.where(after_b, n_per - 1, np.where(after_a, pb, pa))
     frac = (cols - x0) / np.maximum(x1 - x0, 1)
+    del x0, x1, after_a, after_b  # (n, n_per) temporaries: free them early, a year is 4 M trades
     path = p0 + (p1 - p0) * frac
+    del p0, p1, frac
     if n_per > 4:
         wiggle = (rng.random((n, n_per)) - 0.5) * 0.25 * (h - lo)[:, None]
         is_anchor = (cols == 0) | (cols == pos_a[:, None]) | (cols == pos_b[:, None]) | (cols == n_per - 1)
         path = np.where(is_anchor, path, path + wiggle)
+        del wiggle, is_anchor
     path = np.clip(path, lo[:, None], h[:, None])
     prices = snap_to_tick(path.ravel())
+    del path
     # snapping must not leave the candle's range
     prices = np.clip(prices.reshape(n, n_per), lo[:, None], h[:, None]).ravel()
 
     # timestamps: evenly spread slots with seeded jitter, strictly inside the candle
     jitter = rng.random((n, n_per))
     offsets = ((cols + jitter) / n_per * interval).astype(np.int64)
+    del jitter
     ts = (start[:, None] + offsets).ravel()
+    del offsets
 
     # volume split: exponential weights normalised per candle, 8 decimals
     weights = rng.exponential(1.0, size=(n, n_per)) + 1e-3
     weights /= weights.sum(axis=1, keepdims=True)
     volumes = np.round((weights * np.maximum(vol, 1e-8)[:, None]).ravel(), 8)
     volumes = np.maximum(volumes, 1e-8)
+    del weights
 
     diffs = np.diff(prices, prepend=prices[0])
     coin = rng.random(prices.shape[0]) < 0.5

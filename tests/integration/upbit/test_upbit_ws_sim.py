@@ -105,3 +105,29 @@ async def test_private_channel_rejects_wrong_secret(sim_server) -> None:
             async for _ in ws:
                 pass
     await ws.close()
+
+
+@pytest.mark.parametrize("fmt", ["SIMPLE", "DEFAULT"])
+async def test_ticker_and_orderbook_decode(sim_server, fmt: str) -> None:
+    m = sim_server.market
+    ws = UpbitWebSocket(sim_server.ws_url, fmt=fmt,
+                        subscriptions=[subscription("ticker", [m]), subscription("orderbook", [m])])
+    async with consuming(ws) as (got, _task):
+        await wait_until(lambda: ws.connected and len(got) >= 2)  # the two snapshots
+        await asyncio.to_thread(sim_server.control.step, 3)
+        await wait_until(lambda: sum(isinstance(e, Tick) for e in got) >= 4)
+    ticks = [e for e in got if isinstance(e, Tick)]
+    books = [e for e in got if isinstance(e, dict) and e.get("type") == "orderbook"]
+    assert books and books[0]["code"] == m and books[0]["orderbook_units"][0]["ask_price"] > 0
+    assert all(t.market == m and t.price > 0 and t.seq == 0 for t in ticks)
+    assert len({t.ts_ms for t in ticks}) == len(ticks)  # no repeated ticker snapshot
+
+
+async def test_protocol_pings_keep_an_idle_connection(sim_server) -> None:
+    m = sim_server.market
+    ws = UpbitWebSocket(sim_server.ws_url, subscriptions=[subscription("trade", [m])],
+                        ping_interval_s=0.1, ping_timeout_s=0.5)
+    async with consuming(ws) as (_got, task):
+        await wait_until(lambda: ws.connected)
+        await asyncio.sleep(1.0)  # ten pings, no traffic
+        assert ws.connected and ws.stats.reconnects == 0 and not task.done()

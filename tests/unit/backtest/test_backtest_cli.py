@@ -55,7 +55,10 @@ def test_backtest_reads_pyupbit_csv_and_tick_csv(tmp_path, capsys):
     from trader.marketdata.candles import load_candles
     from trader.marketdata.synth import synthesize_trades
 
-    candles = load_candles(DATA).iloc[:2000]
+    everything = load_candles(DATA)
+    candles = everything.iloc[:2000]
+    next_start = int(everything["ts_ms"].iloc[2000])
+    first_after = pd.Timestamp(next_start, unit="ms", tz="UTC").tz_convert("Asia/Seoul")
     utc = pd.to_datetime(candles["ts_ms"], unit="ms", utc=True)
     kst = utc.dt.tz_convert("Asia/Seoul").dt.tz_localize(None)
     pyupbit = candles.drop(columns="ts_ms").set_index(kst.rename(None))
@@ -63,8 +66,8 @@ def test_backtest_reads_pyupbit_csv_and_tick_csv(tmp_path, capsys):
     pyupbit.to_csv(csv_path)
     assert main(["backtest", "--strategy", str(DEMO), "--data", str(csv_path), "--json", "-"]) == 0
     from_csv = json.loads(capsys.readouterr().out)["summary"]
-    assert main(["backtest", "--strategy", str(DEMO), "--data", str(DATA), "--to", "2024-01-21 23:45",
-                 "--json", "-"]) == 0
+    assert main(["backtest", "--strategy", str(DEMO), "--data", str(DATA),
+                 "--to", first_after.strftime("%Y-%m-%d %H:%M"), "--json", "-"]) == 0
     from_parquet = json.loads(capsys.readouterr().out)["summary"]
     assert from_csv["candles"] == 2000 and from_csv["fingerprint"] == from_parquet["fingerprint"]
 

@@ -108,7 +108,7 @@ def test_replaying_quiet_trades_leaves_the_exchange_as_feeding_them_one_by_one()
     for t, p, v in zip(ts, px, vol, strict=True):
         one.on_trade("KRW-BTC", t, p, v, True)
     bulk.on_trade("KRW-BTC", ts[0], px[0], vol[0], True)
-    _replay_exchange(bulk, "KRW-BTC", ts[1:], vol[1:], px[-1])
+    _replay_exchange(bulk, "KRW-BTC", ts[-1], vol[1:], px[-1])
     assert one.last_price("KRW-BTC") == bulk.last_price("KRW-BTC")
     assert one.clock_ms == bulk.clock_ms
     assert one.orderbook_units("KRW-BTC") == bulk.orderbook_units("KRW-BTC")  # sizes scale with volume

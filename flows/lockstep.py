@@ -1,0 +1,82 @@
+"""Paper replays faster than real time: pause the simulator while one of our orders is in flight.
+
+On the real exchange an order is placed and filled in milliseconds of market time. A replay at
+thousands of times real speed turns every wall-clock millisecond of our order handling (REST
+round trips, a `place-order` subflow's ~1 s) into minutes or hours of market time, during which
+the strategy (which never stacks decisions on a pending order) would be blind. In lockstep the
+simulator is paused on each decision (and each fill) and resumed once nothing is in flight but
+resting limit orders — those need the market to move to fill — so the replayed market waits for
+our order handling the way the real one effectively does. Never used against Upbit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+log = logging.getLogger("flows.lockstep")
+
+
+class SimLockstep:
+    """Pause on a decision or fill; a watcher resumes the simulator once `idle()` says so."""
+
+    def __init__(self, sim_url: str, idle: Callable[[], bool], poll_s: float = 0.01) -> None:
+        self._client = httpx.AsyncClient(base_url=sim_url.rstrip("/"), timeout=10.0)
+        self._idle = idle
+        self._poll_s = poll_s
+        self._paused = False
+        self._watcher: asyncio.Task[None] | None = None
+        self._pausing: asyncio.Task[None] | None = None
+        self.pauses = 0
+
+    def pause(self) -> None:
+        """Called on the loop by the decision/fill observers: pause now (the request goes out async)."""
+        if not self._paused:
+            self._paused = True
+            self.pauses += 1
+            self._pausing = asyncio.create_task(self._post("pause"))
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._resume_when_idle())
+
+    async def _resume_when_idle(self) -> None:
+        # the intent task is registered right after the decision observer returns: wait a beat
+        await asyncio.sleep(self._poll_s)
+        while not self._idle():
+            await asyncio.sleep(self._poll_s)
+        if self._pausing is not None:
+            with contextlib.suppress(Exception):
+                await self._pausing
+        self._paused = False
+        await self._post("resume")
+
+    async def _post(self, action: str) -> None:
+        try:
+            r = await self._client.post(f"/_sim/{action}", json={})
+            r.raise_for_status()
+        except httpx.HTTPError as exc:
+            log.warning("simulator %s failed: %s", action, type(exc).__name__)
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watcher
+        if self._paused:
+            await self._post("resume")
+        await self._client.aclose()
+
+
+def only_resting_limits(loop: Any) -> bool:
+    """True when the engine waits for nothing but the market: no intent in flight, or every open
+    order is an acknowledged limit order (it fills only if the replay moves on)."""
+    if not loop.inflight:
+        return True
+    open_orders = loop.om.open_orders
+    return bool(open_orders) and all(
+        str(getattr(o.ord_type, "value", o.ord_type)) == "limit" and o.uuid for o in open_orders
+    )
