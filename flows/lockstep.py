@@ -25,9 +25,22 @@ log = logging.getLogger("flows.lockstep")
 class SimLockstep:
     """Pause on a decision or fill; a watcher resumes the simulator once `idle()` says so."""
 
-    def __init__(self, sim_url: str, idle: Callable[[], bool], poll_s: float = 0.01) -> None:
+    def __init__(
+        self,
+        sim_url: str,
+        idle: Callable[[], bool],
+        *,
+        waiting: Callable[[], bool] = lambda: False,
+        speed: str = "max",
+        resting_speed: float | None = None,
+        poll_s: float = 0.01,
+    ) -> None:
         self._client = httpx.AsyncClient(base_url=sim_url.rstrip("/"), timeout=10.0)
         self._idle = idle
+        self._waiting = waiting
+        self._speed = speed
+        self._resting_speed = resting_speed
+        self._current: str | float = speed
         self._poll_s = poll_s
         self._paused = False
         self._watcher: asyncio.Task[None] | None = None
@@ -52,11 +65,28 @@ class SimLockstep:
             with contextlib.suppress(Exception):
                 await self._pausing
         self._paused = False
-        await self._post("resume")
+        await self._resume_at(self._pace())
+        # while resting limit orders wait for the market, keep the pace they were sized for
+        while self._resting_speed is not None and not self._paused:
+            pace = self._pace()
+            if pace != self._current:
+                await self._resume_at(pace)
+            if pace == self._speed:
+                return
+            await asyncio.sleep(self._poll_s)
 
-    async def _post(self, action: str) -> None:
+    def _pace(self) -> str | float:
+        if self._resting_speed is not None and self._waiting():
+            return self._resting_speed
+        return self._speed
+
+    async def _resume_at(self, speed: str | float) -> None:
+        self._current = speed
+        await self._post("resume", {"speed": speed})
+
+    async def _post(self, action: str, body: dict[str, Any] | None = None) -> None:
         try:
-            r = await self._client.post(f"/_sim/{action}", json={})
+            r = await self._client.post(f"/_sim/{action}", json=body or {})
             r.raise_for_status()
         except httpx.HTTPError as exc:
             log.warning("simulator %s failed: %s", action, type(exc).__name__)
@@ -80,3 +110,8 @@ def only_resting_limits(loop: Any) -> bool:
     return bool(open_orders) and all(
         str(getattr(o.ord_type, "value", o.ord_type)) == "limit" and o.uuid for o in open_orders
     )
+
+
+def waiting_on_limits(loop: Any) -> bool:
+    """True while an intent is in flight (its resting limit order needs the market to move)."""
+    return bool(loop.inflight)

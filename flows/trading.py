@@ -275,6 +275,7 @@ async def trading(
     equity_every_s: float = 60.0,
     order_subflows: bool = True,
     sim_lockstep: bool = False,
+    sim_resting_speed: float | None = None,
     fail_after_ticks: int | None = None,
 ) -> dict[str, Any]:
     """Trade the strategy at `strategy_path` until cancelled, `max_runtime_s`, or market time `until`.
@@ -286,7 +287,8 @@ async def trading(
     subflow per intent (for replays thousands of times faster than real time, where Prefect's
     ~1–2 s per subflow would blind the strategy for hours of market time).
     `sim_lockstep` (paper with sim_url only) pauses the simulator while an order is in flight,
-    so a fast replay waits for our orders as the real market effectively does (flows/lockstep.py).
+    so a fast replay waits for our orders as the real market effectively does (flows/lockstep.py);
+    while only resting limit orders are in flight it replays at `sim_resting_speed` × real time.
     """
     from trader.engine import Observers, TradingLoop
     from trader.portfolio import Portfolio
@@ -345,9 +347,14 @@ async def trading(
     observers.loop = loop
     lockstep = None
     if sim_lockstep and paper and sim_url:
-        from flows.lockstep import SimLockstep, only_resting_limits
+        from flows.lockstep import SimLockstep, only_resting_limits, waiting_on_limits
 
-        lockstep = SimLockstep(sim_url, lambda: only_resting_limits(loop))
+        lockstep = SimLockstep(
+            sim_url,
+            lambda: only_resting_limits(loop),
+            waiting=lambda: waiting_on_limits(loop),
+            resting_speed=sim_resting_speed,
+        )
         observers.lockstep = lockstep
     board.state = "running"
     try:
