@@ -86,6 +86,7 @@ class SimLockstep:
 
     async def _post(self, action: str, body: dict[str, Any] | None = None) -> None:
         try:
+            log.info("sim %s %s", action, body or "")
             r = await self._client.post(f"/_sim/{action}", json=body or {})
             r.raise_for_status()
         except httpx.HTTPError as exc:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -31,7 +30,6 @@ from trader.upbit.rules import FEE_RATE
 
 ZERO = Decimal(0)
 _STATE_VERSION = 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class LedgerError(ValueError):
@@ -272,58 +270,3 @@ class Portfolio:
     def __repr__(self) -> str:
         open_ = {m: str(p.volume) for m, p in self._positions.items() if p.volume}
         return f"Portfolio(krw={self._krw}, open={open_}, realized={self.realized_pnl_total()})"
-
-
-# --- Upbit order JSON → fills ----------------------------------------------------------------
-def iso_to_ms(text: str) -> int:
-    """Upbit's ISO time with offset (`2025-08-09T16:44:00.597751+09:00`) → UTC epoch ms."""
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        raise ValueError(f"timestamp without offset: {text!r}")
-    delta = dt - _EPOCH  # integer arithmetic: no float rounding of the milliseconds
-    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
-
-
-def fills_from_order_json(
-    order_json: Mapping[str, Any], fee_rate: Decimal = FEE_RATE, reason: str = ""
-) -> list[Fill]:
-    """The fills of an Upbit order (GET /v1/order with `trades`) as domain `Fill`s.
-
-    An Upbit trade entry has no fee field: a trade's fee is `funds × fee_rate` (Upbit keeps
-    full precision: 5999.79184 × 0.0005 = 2.99989592, the doc's `paid_fee`). If the order's
-    `paid_fee` is present and differs from the sum (it should not), the difference goes to the
-    last trade so that Σ fill.fee == paid_fee. `funds` missing → price × volume.
-    """
-    trades = order_json.get("trades") or []
-    if not trades:
-        return []
-    rate = _dec(fee_rate)
-    order_uuid = str(order_json.get("uuid", ""))
-    identifier = order_json.get("identifier")
-    fills: list[Fill] = []
-    for t in trades:
-        price, volume = _dec(t["price"]), _dec(t["volume"])
-        funds = _dec(t["funds"]) if t.get("funds") not in (None, "") else price * volume
-        created = t.get("created_at") or order_json.get("created_at")
-        fills.append(
-            Fill(
-                trade_uuid=str(t["uuid"]),
-                order_uuid=order_uuid,
-                market=str(t.get("market") or order_json["market"]),
-                side=Side(t.get("side") or order_json["side"]),
-                price=price,
-                volume=volume,
-                funds=funds,
-                fee=funds * rate,
-                ts_ms=iso_to_ms(created) if created else 0,
-                reason=reason,
-                identifier=identifier,
-            )
-        )
-    paid = order_json.get("paid_fee")
-    if paid not in (None, ""):
-        residual = _dec(paid) - sum((f.fee for f in fills), ZERO)
-        complete = len(fills) == int(order_json.get("trades_count") or len(fills))
-        if residual and complete and fills[-1].fee + residual >= 0:
-            fills[-1] = replace(fills[-1], fee=fills[-1].fee + residual)
-    return fills

@@ -12,10 +12,9 @@ from trader.portfolio import (
     LedgerError,
     Portfolio,
     Position,
-    fills_from_order_json,
-    iso_to_ms,
     next_avg_buy_price,
 )
+from trader.upbit.convert import fills_from_order_json, iso_to_ms
 
 RATE = D("0.0005")
 
@@ -155,7 +154,7 @@ def test_iso_to_ms() -> None:
     assert iso_to_ms("1970-01-01T09:00:00+09:00") == 0
     assert iso_to_ms("2024-01-01T00:00:00Z") == 1704067200000
     with pytest.raises(ValueError):
-        iso_to_ms("2024-01-01T00:00:00")
+        iso_to_ms("2024-01-01T00:00:00", naive_is_utc=False)
 
 
 DOC_ORDER = {

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trader.portfolio import Portfolio, fills_from_order_json
+from trader.portfolio import Portfolio
+from trader.upbit.convert import fills_from_order_json
 from trader.upbit.rules import quantize_volume, round_price
 
 matching = pytest.importorskip("trader.sim.matching")

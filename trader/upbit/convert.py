@@ -9,7 +9,7 @@ stays the exact total on the OrderSnapshot).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -37,14 +37,24 @@ def dec0(value: Any) -> Decimal:
     return _ZERO if d is None else d
 
 
-def iso_to_ms(text: str | None) -> int:
-    """ISO-8601 (with offset, or naive = UTC) → epoch milliseconds; 0 when absent."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def iso_to_ms(text: str | None, *, naive_is_utc: bool = True) -> int:
+    """ISO-8601 (`2025-08-09T16:44:00.597751+09:00`, `…Z`) → UTC epoch ms; 0 when absent.
+
+    A naive time is UTC (Upbit's `candle_date_time_utc`) unless `naive_is_utc=False`, where it is
+    an error (exchange timestamps always carry an offset). Integer arithmetic: no float rounding.
+    """
     if not text:
         return 0
-    dt = datetime.fromisoformat(text)
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if dt.tzinfo is None:
+        if not naive_is_utc:
+            raise ValueError(f"timestamp without offset: {text!r}")
         dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1000)
+    delta = dt - _EPOCH
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
 
 
 def fill_from_trade(
@@ -76,6 +86,37 @@ def fill_from_trade(
     )
 
 
+def fills_from_order_json(
+    order_json: Mapping[str, Any], fee_rate: Decimal = FEE_RATE, reason: str = ""
+) -> list[Fill]:
+    """The fills of an Upbit order (GET /v1/order with `trades`) as domain `Fill`s.
+
+    An Upbit trade entry has no fee field: a trade's fee is `funds × fee_rate` (Upbit keeps full
+    precision: 5999.79184 × 0.0005 = 2.99989592, the doc's `paid_fee`). If the order's `paid_fee`
+    differs from the sum (it should not) and the trade list is complete, the difference goes to
+    the last trade so that Σ fill.fee == paid_fee.
+    """
+    trades = order_json.get("trades") or []
+    if not trades:
+        return []
+    side = Side(order_json["side"])
+    fills = [
+        replace(
+            fill_from_trade(t, order_uuid=str(order_json.get("uuid", "")), market=str(order_json["market"]),
+                            side=side, fee_rate=fee_rate, identifier=order_json.get("identifier")),
+            reason=reason,
+        )
+        for t in trades
+    ]
+    paid = dec(order_json.get("paid_fee"))
+    if paid is not None:
+        residual = paid - sum((f.fee for f in fills), _ZERO)
+        complete = len(fills) == int(order_json.get("trades_count") or len(fills))
+        if residual and complete and fills[-1].fee + residual >= 0:
+            fills[-1] = replace(fills[-1], fee=fills[-1].fee + residual)
+    return fills
+
+
 def order_from_json(data: Mapping[str, Any], fee_rates: Mapping[str, Decimal] | None = None) -> OrderSnapshot:
     """REST Order schema (with or without `trades`) → OrderSnapshot.
 
@@ -86,10 +127,7 @@ def order_from_json(data: Mapping[str, Any], fee_rates: Mapping[str, Decimal] | 
     uuid = str(data["uuid"])
     market = str(data["market"])
     identifier = data.get("identifier")
-    trades = tuple(
-        fill_from_trade(t, order_uuid=uuid, market=market, side=side, fee_rate=rate, identifier=identifier)
-        for t in data.get("trades") or ()
-    )
+    trades = tuple(fills_from_order_json(data, rate))
     return OrderSnapshot(
         uuid=uuid,
         market=market,

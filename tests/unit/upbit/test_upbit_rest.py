@@ -179,7 +179,8 @@ async def test_fill_fee_uses_market_fee_from_chance(client: UpbitRestClient, fak
         "ask_account": {"currency": "BTC", "balance": "0", "locked": "0", "avg_buy_price": "0",
                         "avg_buy_price_modified": False, "unit_currency": "KRW"},
     }))
-    fake.on("GET", "/v1/order", ok(DONE_MARKET_BUY))
+    # the exchange's paid_fee agrees with its 0.25 % fee (the order's paid_fee is authoritative)
+    fake.on("GET", "/v1/order", ok({**DONE_MARKET_BUY, "paid_fee": "14.9994796"}))
     chance = await client.chance("KRW-BTC")
     assert chance.bid_fee == Decimal("0.0025") and chance.min_total_bid == Decimal("5000")
     assert chance.bid_account is not None and chance.bid_account.balance == Decimal("10000")
@@ -346,3 +347,12 @@ async def test_from_settings_reads_env_keys(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("UPBIT_SECRET_KEY")
     with pytest.raises(ValueError, match="UPBIT_SECRET_KEY"):
         UpbitRestClient.from_settings(Settings(_env_file=None))
+
+
+def test_order_fees_add_up_to_the_exchanges_paid_fee() -> None:
+    """Per-trade fees are funds × rate, but the order's paid_fee is the truth: Σ fees == paid_fee."""
+    from trader.upbit.convert import order_from_json
+
+    order = {**DONE_MARKET_BUY, "paid_fee": "3.00000000"}
+    snap = order_from_json(order)
+    assert sum(f.fee for f in snap.trades) == Decimal("3.00000000") == snap.paid_fee
