@@ -4,7 +4,9 @@
 2. a local SMTP sink (aiosmtpd on 127.0.0.1) that stores what it receives as .eml files;
 3. the Upbit simulator replaying data/KRW-ETH_15m_2024.parquet at full speed (it starts paused
    and is resumed the moment the trader's two WebSockets are connected, so no tick is missed);
-4. the `trading` flow in paper mode over a bounded span of market time (`--days`, from `--start`);
+4. the `trading` flow in paper mode over a bounded span of market time (`--days`, from `--start`),
+   one `place-order` subflow per intent; the replay pauses while an order is in flight
+   (flows/lockstep.py), so the fast market waits for our orders as the real one effectively does;
 5. the `report` flow over everything traded ("all" period), e-mailed to the sink;
 6. a summary table and where to look.
 
@@ -205,9 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=float, default=DEFAULT_DAYS, help="span of market time to trade")
     p.add_argument("--speed", default="max", help="simulator speed (× real time) or 'max'")
     p.add_argument(
-        "--order-subflows",
-        action="store_true",
-        help="confirm each order in a place-order subflow (realistic only at lower --speed)",
+        "--no-order-subflows",
+        dest="order_subflows",
+        action="store_false",
+        help="confirm orders in the engine instead of one place-order subflow per intent",
     )
     p.add_argument("--max-trading-s", type=float, default=MAX_TRADING_S, help="wall-clock cap of trading")
     return p

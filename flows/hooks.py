@@ -20,13 +20,15 @@ LAST_POSITION: dict[str, dict[str, Any]] = {}
 
 
 def state_exception(state: Any) -> BaseException:
-    """The exception a final state carries (or a RuntimeError with its message)."""
-    try:
-        value = state.result(raise_on_failure=False)
-    except Exception as exc:  # a failed state may re-raise its exception
-        value = exc
-    if isinstance(value, BaseException):
-        return value
+    """The exception a final state carries (or a RuntimeError with its message).
+
+    Read from `state.data` (the exception itself, or a result record holding it) rather than
+    `state.result()`, which returns a coroutine when the hook runs inside an event loop.
+    """
+    data = getattr(state, "data", None)
+    for value in (data, getattr(data, "result", None)):
+        if isinstance(value, BaseException):
+            return value
     return RuntimeError(f"{state.name}: {state.message or 'no message'}")
 
 

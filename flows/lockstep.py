@@ -23,7 +23,11 @@ log = logging.getLogger("flows.lockstep")
 
 
 class SimLockstep:
-    """Pause on a decision or fill; a watcher resumes the simulator once `idle()` says so."""
+    """Pause on a decision or fill; a watcher resumes the simulator once `idle()` says so.
+
+    While resumed it keeps the replay at `resting_speed` as long as `waiting()` (an order rests)
+    and at `speed` otherwise.
+    """
 
     def __init__(
         self,
@@ -43,8 +47,8 @@ class SimLockstep:
         self._current: str | float = speed
         self._poll_s = poll_s
         self._paused = False
-        self._watcher: asyncio.Task[None] | None = None
         self._pausing: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self.pauses = 0
 
     def pause(self) -> None:
@@ -53,26 +57,22 @@ class SimLockstep:
             self._paused = True
             self.pauses += 1
             self._pausing = asyncio.create_task(self._post("pause"))
-        if self._watcher is None or self._watcher.done():
-            self._watcher = asyncio.create_task(self._resume_when_idle())
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch())
 
-    async def _resume_when_idle(self) -> None:
-        # the intent task is registered right after the decision observer returns: wait a beat
-        await asyncio.sleep(self._poll_s)
-        while not self._idle():
-            await asyncio.sleep(self._poll_s)
-        if self._pausing is not None:
-            with contextlib.suppress(Exception):
-                await self._pausing
-        self._paused = False
-        await self._resume_at(self._pace())
-        # while resting limit orders wait for the market, keep the pace they were sized for
-        while self._resting_speed is not None and not self._paused:
-            pace = self._pace()
-            if pace != self._current:
-                await self._resume_at(pace)
-            if pace == self._speed:
-                return
+    async def _watch(self) -> None:
+        # the engine registers an intent as in flight in the same synchronous step as the
+        # decision observer, so by the time this runs `idle()` already sees it
+        while True:
+            if self._paused:
+                if self._idle():
+                    if self._pausing is not None:
+                        with contextlib.suppress(Exception):
+                            await self._pausing
+                    self._paused = False
+                    await self._resume_at(self._pace())
+            elif self._resting_speed is not None and self._pace() != self._current:
+                await self._resume_at(self._pace())
             await asyncio.sleep(self._poll_s)
 
     def _pace(self) -> str | float:
@@ -86,7 +86,6 @@ class SimLockstep:
 
     async def _post(self, action: str, body: dict[str, Any] | None = None) -> None:
         try:
-            log.info("sim %s %s", action, body or "")
             r = await self._client.post(f"/_sim/{action}", json=body or {})
             r.raise_for_status()
         except httpx.HTTPError as exc:

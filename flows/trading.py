@@ -28,7 +28,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -237,7 +237,7 @@ async def tag_run(*tags: str) -> None:
         await client.update_flow_run(run_id, tags=sorted({*(run.tags or []), *tags}))
 
 
-async def back_off() -> None:
+async def back_off(sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
     """Exponential back-off across Prefect's flow retries (a flow takes one fixed delay only).
 
     Prefect waits RETRY_DELAYS_S[0] before every retry; attempt n (n ≥ 2) then waits the rest of
@@ -249,7 +249,7 @@ async def back_off() -> None:
     extra = RETRY_DELAYS_S[min(attempt - 2, len(RETRY_DELAYS_S) - 1)] - RETRY_DELAYS_S[0]
     if extra > 0:
         get_run_logger().warning("attempt %d: backing off %.0f s more before reconnecting", attempt, extra)
-        await asyncio.sleep(extra)
+        await sleep(extra)
 
 
 # ---- the flow ----------------------------------------------------------------------------------
@@ -387,6 +387,7 @@ async def trading(
         "realized_pnl": str(loop.portfolio.realized_pnl_total()),
         "fees": str(loop.portfolio.fees_total()),
         "tick_to_order_ms_p50": lat[len(lat) // 2] / 1e6 if lat else None,
+        "tick_to_order_ms_p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))] / 1e6 if lat else None,
         "tick_to_order_ms_max": lat[-1] / 1e6 if lat else None,
         "db_url": redact_url(url),
     }

@@ -66,6 +66,13 @@ class SimConfig:
     # random uuids by default: a paper run must never reuse the uuids of an earlier run (ledgers
     # dedupe fills by trade uuid); seeded uuids only when asked, for reproducible traces
     deterministic_uuids: bool = False
+    # /v1/trades/ticks without days_ago answers only today's (UTC) trades, as Upbit documents;
+    # off by default (older runs page across days), always on with strict
+    trades_day_scope: bool = False
+    # WebSocket connect/message limits (websocket-connect 5/s, websocket-message 5/s + 100/min),
+    # subject to the same on/off switch as `rate_limit`. Off by default here so the shared test
+    # fixtures (which reconnect quickly) keep working; `python -m trader sim` turns them on.
+    ws_rate_limit: bool = False
 
 
 def load_trades(cfg: SimConfig) -> tuple[str, TradeArrays | None]:
@@ -120,6 +127,12 @@ class Simulator:
             msg = stats.ticker_ws()
             if msg is not None:
                 hub.publish("ticker", market, msg)
+        candles = hub.candle_types.get(market)
+        if candles:
+            for typ in list(candles):
+                msg = stats.candle_ws(typ)
+                if msg is not None:
+                    hub.publish(typ, market, msg)
         codes = hub.orderbook_counts.get(market)
         if codes:
             for code in list(codes):
@@ -149,6 +162,8 @@ class Simulator:
             return stats.trade_ws(self.exchange.book_quote(market), "SNAPSHOT")
         if typ == "orderbook":
             return self.orderbook_message(market, int(count) if count else 30, stream_type="SNAPSHOT")
+        if typ.startswith("candle."):
+            return stats.candle_ws(typ, "SNAPSHOT")
         return None
 
     def state(self) -> dict:
@@ -158,9 +173,11 @@ class Simulator:
 
     # ------------------------------------------------------------------ ASGI
     def asgi(self) -> Starlette:
-        public = WsEndpoint(self.hub, self.snapshot, idle_s=self.config.idle_s)
+        # WS limits share the REST limiter, so --no-rate-limit and /_sim/rate_limit switch them too
+        ws_limiter = self.limiter if self.config.ws_rate_limit else None
+        public = WsEndpoint(self.hub, self.snapshot, idle_s=self.config.idle_s, limiter=ws_limiter)
         private = WsEndpoint(self.hub, self.snapshot, authenticate=self.auth.decode,
-                             idle_s=self.config.idle_s)
+                             idle_s=self.config.idle_s, limiter=ws_limiter)
 
         async def ws_public(websocket: WebSocket) -> None:
             await public(websocket)

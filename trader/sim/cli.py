@@ -40,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ticks-per-candle", type=int, default=8, help="synthesized trades per candle")
     p.add_argument("--start", default=None, help="replay from this time (ISO; KST unless an offset is given)")
     p.add_argument("--paused", action="store_true", help="start with the feed paused (see /_sim/resume)")
-    p.add_argument("--no-rate-limit", action="store_true", help="disable Upbit's request limits (load tests)")
+    p.add_argument("--no-rate-limit", action="store_true",
+                   help="disable Upbit's request limits, REST and WebSocket (load tests)")
     p.set_defaults(func=run)
 
 
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
                     speed=args.speed, krw=args.krw, access_key=args.access_key, secret_key=args.secret_key,
                     seed=args.seed, strict=args.strict, market=args.market,
                     ticks_per_candle=args.ticks_per_candle, start=args.start, paused=args.paused,
-                    rate_limit=not no_limit)
+                    rate_limit=not no_limit, ws_rate_limit=not no_limit)
     try:
         sim = Simulator(cfg)
     except (MarketDataError, ValueError) as exc:

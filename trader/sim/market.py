@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from array import array
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +27,14 @@ KST = timezone(timedelta(hours=9))
 MIN_MS = 60_000
 DAY_MS = 86_400_000
 MINUTE_UNITS = (1, 3, 5, 10, 15, 30, 60, 240)
+SEC_MS = 1000
+WEEK_MS = 7 * DAY_MS
+TRADE_DAYS_KEPT = 8  # today + the 7 days `days_ago` reaches
+HISTORY_MAX = 2_000_000  # hard cap on kept trades per market (memory bound for tick files)
+SECONDS_KEPT_MS = 92 * DAY_MS  # Upbit serves second candles for the last 3 months only
+PERIODS = ("weeks", "months", "years")
+# WebSocket candle types (upbit-sdk WsCandleResponse) -> candle width in seconds
+CANDLE_WS_SECONDS = {"candle.1s": 1, **{f"candle.{u}m": u * 60 for u in MINUTE_UNITS}}
 
 
 def _utc(ts_ms: int) -> datetime:
@@ -71,6 +81,29 @@ def _naive(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S")
 
 
+def period_start(kind: str, day_ms: int) -> int:
+    """Start (UTC ms) of the week (Monday), month or year that contains the UTC day `day_ms`."""
+    if kind == "weeks":
+        weekday = (day_ms // DAY_MS + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+        return day_ms - weekday * DAY_MS
+    d = _utc(day_ms)
+    start = datetime(d.year, d.month if kind == "months" else 1, 1, tzinfo=UTC)
+    return int(start.timestamp() * 1000)
+
+
+def parse_day_time(text: str) -> int:
+    """`to` of /v1/trades/ticks: HHmmss or HH:mm:ss (UTC) -> ms since 00:00; ValueError if bad."""
+    t = text.strip()
+    if len(t) == 8 and t[2] == ":" and t[5] == ":":
+        t = t[:2] + t[3:5] + t[6:]
+    if len(t) != 6 or not t.isdigit():
+        raise ValueError(text)
+    h, m, sec = int(t[:2]), int(t[2:4]), int(t[4:])
+    if h > 23 or m > 59 or sec > 59:
+        raise ValueError(text)
+    return ((h * 60 + m) * 60 + sec) * 1000
+
+
 class MarketStats:
     """Quotation aggregates of one market, from the replayed trades only."""
 
@@ -90,6 +123,81 @@ class MarketStats:
         self.high52 = (0.0, 0)
         self.low52 = (float("inf"), 0)
         self.last: tuple[int, float, float, bool] | None = None
+        # sequential_id of the last trade: the same value in REST and WS, strictly increasing
+        self.last_sid = 0
+        # trades of the last TRADE_DAYS_KEPT UTC days, oldest first (for /v1/trades/ticks paging)
+        self._h_ts: list[int] = []
+        self._h_px: list[float] = []
+        self._h_vol: list[float] = []
+        self._h_bid: list[bool] = []
+        self._h_sid: list[int] = []
+        self._h_sorted = True
+        # one-second buckets, oldest first: start ms, then o, h, l, c, volume, value, last ts
+        self._s_key = array("q")
+        self._s_cols = tuple(array("d") for _ in range(7))
+
+    def _record(self, ts: int, price: float, vol: float, is_bid: bool, value: float) -> None:
+        """Trade history and 1-second buckets (the additions behind cursor paging and candle.1s)."""
+        # Upbit's ids look like ms*1000+n; keep that shape but never repeat or go backwards, even
+        # when many trades share one millisecond (a client dedupes and orders by it)
+        sid = ts * 1000 + self.seq % 1000
+        if sid <= self.last_sid:
+            sid = self.last_sid + 1
+        self.last_sid = sid
+        h_ts = self._h_ts
+        if h_ts and ts < h_ts[-1]:
+            self._h_sorted = False
+        h_ts.append(ts)
+        self._h_px.append(price)
+        self._h_vol.append(vol)
+        self._h_bid.append(is_bid)
+        self._h_sid.append(sid)
+        if len(h_ts) > HISTORY_MAX:
+            self._drop_history(len(h_ts) // 10)
+        sk = ts - ts % SEC_MS
+        keys = self._s_key
+        _, hi, lo, c, v, x, last = self._s_cols
+        if keys and keys[-1] == sk:
+            if price > hi[-1]:
+                hi[-1] = price
+            if price < lo[-1]:
+                lo[-1] = price
+            c[-1] = price
+            v[-1] += vol
+            x[-1] += value
+            last[-1] = ts
+        elif not keys or sk > keys[-1]:
+            keys.append(sk)
+            for col, val in zip(self._s_cols, (price, price, price, price, vol, value, ts), strict=True):
+                col.append(val)
+        else:  # an out-of-order trade (never from the feed, which clamps time): place it
+            i = bisect_left(keys, sk)
+            if i < len(keys) and keys[i] == sk:
+                hi[i] = max(hi[i], price)
+                lo[i] = min(lo[i], price)
+                v[i] += vol
+                x[i] += value
+            else:
+                keys.insert(i, sk)
+                for col, val in zip(self._s_cols, (price, price, price, price, vol, value, ts), strict=True):
+                    col.insert(i, val)
+
+    def _drop_history(self, n: int) -> None:
+        for col in (self._h_ts, self._h_px, self._h_vol, self._h_bid, self._h_sid):
+            del col[:n]
+
+    def _prune(self, day_ms: int) -> None:
+        """A new UTC day began: forget trades older than `days_ago` reaches, seconds > 3 months."""
+        cutoff = day_ms - (TRADE_DAYS_KEPT - 1) * DAY_MS
+        h_ts = self._h_ts
+        n = bisect_left(h_ts, cutoff) if self._h_sorted else sum(1 for t in h_ts if t < cutoff)
+        if n and self._h_sorted:
+            self._drop_history(n)
+        s_cut = bisect_left(self._s_key, day_ms - SECONDS_KEPT_MS)
+        if s_cut:
+            del self._s_key[:s_cut]
+            for col in self._s_cols:
+                del col[:s_cut]
 
     def add(self, ts: int, price: float, vol: float, is_bid: bool) -> None:
         self.seq += 1
@@ -120,6 +228,7 @@ class MarketStats:
             else:
                 self.day_keys = sorted(self.days)
             self.ask_vol = self.bid_vol = 0.0
+            self._prune(dk)
         else:
             if price > d[1]:
                 d[1] = price
@@ -147,6 +256,7 @@ class MarketStats:
             self.low52 = (price, ts)
         self.recent.append((ts, price, vol, is_bid, self.seq))
         self.last = (ts, price, vol, is_bid)
+        self._record(ts, price, vol, is_bid, value)
 
     # -------------------------------------------------------------- day figures
     def _day_figures(self) -> tuple[list[float], float]:
@@ -219,24 +329,57 @@ class MarketStats:
         prev = self._day_figures()[1]
         change, diff, _ = self._change(price, prev)
         values = ("trade", self.market, ts, _date_strs(ts)[0], _time_strs(ts)[0], ts, price, vol,
-                  "BID" if is_bid else "ASK", prev, change, abs(diff), ts * 1000 + self.seq % 1000,
+                  "BID" if is_bid else "ASK", prev, change, abs(diff), self.last_sid,
                   best[0], best[1], best[2], best[3], stream_type)
         return dict(zip(_TRADE_SIMPLE_KEYS if simple else _TRADE_KEYS, values, strict=True))
 
-    def trades_rest(self, count: int, to_ms: int | None = None) -> list[dict]:
+    def trades_rest(self, count: int, to_ms: int | None = None, *, cursor: int | None = None,
+                    since_ms: int | None = None) -> list[dict]:
+        """/v1/trades/ticks rows, newest first: trades before `to_ms` (exclusive), at or after
+        `since_ms`, and older than the trade whose sequential_id is `cursor` (exclusive)."""
+        h_ts, h_sid = self._h_ts, self._h_sid
+        hi = len(h_ts)
+        if cursor is not None:  # ids strictly increase in history order
+            hi = bisect_left(h_sid, cursor)
+        lo = 0
+        if self._h_sorted:
+            if to_ms is not None:
+                hi = min(hi, bisect_left(h_ts, to_ms))
+            if since_ms is not None:
+                lo = bisect_left(h_ts, since_ms)
+            picked = range(hi - 1, max(lo, hi - count) - 1, -1)
+        else:
+            picked = [i for i in range(hi - 1, -1, -1)
+                      if (to_ms is None or h_ts[i] < to_ms)
+                      and (since_ms is None or h_ts[i] >= since_ms)][:count]
         out = []
-        prev = self._day_figures()[1] if self.day_keys else 0.0
-        for ts, price, vol, is_bid, seq in reversed(self.recent):
-            if to_ms is not None and ts >= to_ms:
-                continue
+        prev_cache: dict[int, float] = {}
+        for i in picked:
+            ts, price = h_ts[i], self._h_px[i]
+            dk = ts - ts % DAY_MS
+            prev = prev_cache.get(dk)
+            if prev is None:
+                prev = prev_cache[dk] = self._prev_close(dk)
             dt = _utc(ts)
             out.append({"market": self.market, "trade_date_utc": dt.strftime("%Y-%m-%d"),
                         "trade_time_utc": dt.strftime("%H:%M:%S"), "timestamp": ts, "trade_price": price,
-                        "trade_volume": vol, "prev_closing_price": prev, "change_price": price - prev,
-                        "ask_bid": "BID" if is_bid else "ASK", "sequential_id": ts * 1000 + seq % 1000})
-            if len(out) >= count:
-                break
+                        "trade_volume": self._h_vol[i], "prev_closing_price": prev,
+                        "change_price": price - prev, "ask_bid": "BID" if self._h_bid[i] else "ASK",
+                        "sequential_id": h_sid[i]})
         return out
+
+    def _prev_close(self, day_ms: int) -> float:
+        """Close of the day before `day_ms` that had trades (its own open on the first day)."""
+        keys = self.day_keys
+        i = bisect_left(keys, day_ms)
+        if i > 0:
+            return self.days[keys[i - 1]][3]
+        d = self.days.get(day_ms)
+        return d[0] if d else 0.0
+
+    def today_ms(self) -> int | None:
+        """Start of the UTC day of the newest trade (the simulator's 'today')."""
+        return self.day_keys[-1] if self.day_keys else None
 
     # -------------------------------------------------------------- candles
     def candles_minutes(self, unit: int, to_ms: int, count: int) -> list[dict]:
@@ -296,6 +439,70 @@ class MarketStats:
             if len(out) >= count:
                 break
         return out
+
+
+    def candles_seconds(self, to_ms: int, count: int, *, since_ms: int | None = None) -> list[dict]:
+        """1-second candles starting before `to_ms`, newest first (kept for 3 months)."""
+        keys = self._s_key
+        hi = bisect_left(keys, to_ms)
+        lo = bisect_left(keys, since_ms) if since_ms is not None else 0
+        cols = self._s_cols
+        return [self._candle(keys[i], [col[i] for col in cols], None)
+                for i in range(hi - 1, max(lo, hi - count) - 1, -1)]
+
+    def candles_period(self, kind: str, to_ms: int, count: int) -> list[dict]:
+        """Week (from Monday 00:00 UTC), month or year candles from the day buckets, newest first,
+        with `first_day_of_period`; candles starting at or after `to_ms` are left out."""
+        out: list[dict] = []
+        cur: list[float] | None = None
+        cur_start = -1
+        for dk in reversed(self.day_keys):
+            start = period_start(kind, dk)
+            if start >= to_ms:
+                continue
+            d = self.days[dk]
+            if start != cur_start:
+                if cur is not None:
+                    out.append(self._period_row(cur_start, cur))
+                    if len(out) >= count:
+                        return out
+                cur_start, cur = start, list(d)
+            else:  # walking backwards: this day is older
+                assert cur is not None
+                cur[0] = d[0]
+                cur[1] = max(cur[1], d[1])
+                cur[2] = min(cur[2], d[2])
+                cur[4] += d[4]
+                cur[5] += d[5]
+        if cur is not None and len(out) < count:
+            out.append(self._period_row(cur_start, cur))
+        return out
+
+    def _period_row(self, start: int, c: list[float]) -> dict:
+        row = self._candle(start, c, None)
+        row["first_day_of_period"] = _date_strs(start)[0]
+        return row
+
+    def candle_ws(self, typ: str, stream_type: str = "REALTIME") -> dict | None:
+        """The newest `candle.1s` / `candle.Nm` candle as a WebSocket message (DEFAULT names)."""
+        width = CANDLE_WS_SECONDS.get(typ)
+        if width is None or self.last is None:
+            return None
+        if width == 1:
+            if not self._s_key:
+                return None
+            row = self._candle(self._s_key[-1], [col[-1] for col in self._s_cols], None)
+        else:
+            rows = self.candles_minutes(width // 60, 1 << 62, 1)
+            if not rows:
+                return None
+            row = rows[0]
+        return {"type": typ, "code": self.market, "candle_date_time_utc": row["candle_date_time_utc"],
+                "candle_date_time_kst": row["candle_date_time_kst"], "opening_price": row["opening_price"],
+                "high_price": row["high_price"], "low_price": row["low_price"],
+                "trade_price": row["trade_price"], "candle_acc_trade_volume": row["candle_acc_trade_volume"],
+                "candle_acc_trade_price": row["candle_acc_trade_price"], "timestamp": row["timestamp"],
+                "stream_type": stream_type}
 
 
 @dataclass(slots=True)

@@ -24,6 +24,7 @@ GROUP_LIMITS: dict[str, tuple[int, float]] = {  # group -> (requests, per second
     "order-cancel-all": (1, 2.0),
     "websocket-connect": (5, 1.0),
     "websocket-message": (5, 1.0),
+    "websocket-message-min": (100, 60.0),  # the per-minute half of the websocket-message limit
 }
 MIN_FIXED = 1800  # `min=` is deprecated and fixed
 
@@ -45,6 +46,13 @@ class RateLimiter:
         self._hits.clear()
         self._rejects.clear()
         self._banned_until.clear()
+
+    def forget(self, caller: str) -> None:
+        """Drop a caller's counters (a closed WebSocket connection)."""
+        for key in [k for k in self._hits if k[1] == caller]:
+            del self._hits[key]
+        self._rejects.pop(caller, None)
+        self._banned_until.pop(caller, None)
 
     def check(self, group: str, caller: str) -> str:
         """Count one request; returns the Remaining-Req header value or raises 429/418."""

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trader.sim.market import DAY_MS, MINUTE_UNITS
+from trader.sim.market import DAY_MS, MINUTE_UNITS, PERIODS, SECONDS_KEPT_MS, parse_day_time
 from trader.sim.matching import SimError
 from trader.sim.params import RequestData, read_request
 from trader.sim.ratelimit import too_many
@@ -37,6 +37,12 @@ NAMES = {
 
 def quote_error(status: int, message: str) -> SimError:
     return SimError(status, status, message)  # type: ignore[arg-type]  # Quotation names are ints
+
+
+def query_only_error() -> SimError:
+    """--strict: Upbit's answer to a body on an endpoint that takes only a query string."""
+    return SimError(400, "QUERY_PARAMETER_NOT_SUPPORTED",
+                    "이 API는 쿼리 파라미터 형식의 요청만 지원합니다. 요청 본문에 값을 포함할 수 없습니다.")
 
 
 MISSING = "Missing request parameter error. Check the required parameters!"
@@ -102,6 +108,9 @@ class RestApi:
             Route("/v1/ticker/all", q(self.ticker_all, "ticker"), methods=["GET"]),
             Route("/v1/candles/minutes/{unit}", q(self.candles_minutes, "candle"), methods=["GET"]),
             Route("/v1/candles/days", q(self.candles_days, "candle"), methods=["GET"]),
+            Route("/v1/candles/seconds", q(self.candles_seconds, "candle"), methods=["GET"]),
+            *[Route(f"/v1/candles/{kind}", q(self._period_endpoint(kind), "candle"), methods=["GET"])
+              for kind in PERIODS],
             Route("/v1/orderbook", q(self.orderbook, "orderbook"), methods=["GET"]),
             Route("/v1/orderbook/instruments", q(self.instruments, "orderbook"), methods=["GET"]),
             Route("/v1/trades/ticks", q(self.trades, "trade"), methods=["GET"]),
@@ -116,10 +125,8 @@ class RestApi:
                 await sim.faults.before_request()
                 rd = await read_request(request)
                 if sim.config.strict:
-                    if query_only and rd.body_kind:
-                        raise SimError(400, "QUERY_PARAMETER_NOT_SUPPORTED",
-                                       "이 API는 쿼리 파라미터 형식의 요청만 지원합니다. "
-                                       "요청 본문에 값을 포함할 수 없습니다.")
+                    if (query_only or request.method == "GET") and rd.body_kind:
+                        raise query_only_error()
                     if request.method == "POST" and rd.body_kind == "form":
                         raise SimError(400, "invalid_parameter", "POST 요청은 JSON 본문만 지원합니다.")
                 sim.auth.verify(request.headers.get("authorization"), has_params=rd.has_params,
@@ -140,6 +147,8 @@ class RestApi:
             try:
                 await sim.faults.before_request()
                 rd = await read_request(request)
+                if sim.config.strict and rd.body_kind:  # every Quotation endpoint is a GET
+                    raise query_only_error()
                 host = request.client.host if request.client else "local"
                 header = sim.limiter.check(group, host)
                 return _json(fn(rd, request), 200, {"Remaining-Req": header})
@@ -429,15 +438,52 @@ class RestApi:
                         "supported_levels": ["0"]})
         return out
 
+    def candles_seconds(self, rd: RequestData, request: Request) -> object:
+        market, count, to_ms = self._candle_args(rd)
+        st = self.sim.feed.stats_for(market)
+        now = self.ex.clock_ms or int(time.time() * 1000)
+        return st.candles_seconds(to_ms, count, since_ms=now - SECONDS_KEPT_MS) if st else []
+
+    def _period_endpoint(self, kind: str) -> Callable[[RequestData, Request], object]:
+        def endpoint(rd: RequestData, request: Request) -> object:
+            market, count, to_ms = self._candle_args(rd)
+            st = self.sim.feed.stats_for(market)
+            return st.candles_period(kind, to_ms, count) if st else []
+
+        return endpoint
+
     def trades(self, rd: RequestData, request: Request) -> object:
+        """Newest first. `days_ago` (1..7) picks a UTC day before today, `to` (HHmmss or
+        HH:mm:ss, exclusive) a time within it, `cursor` (a sequential_id) continues below that
+        trade. Without `days_ago` every kept day is searched, unless the simulator is strict (or
+        `trades_day_scope`): then, as Upbit documents, only today's trades."""
         market = rd.get("market")
         if not market:
             raise quote_error(400, MISSING)
         if market not in self.ex.markets:
             raise quote_error(404, "Code not found")
-        count = _int(rd.get("count"), 1, 1, 500, lambda: quote_error(400, INVALID))
+        invalid = lambda: quote_error(400, INVALID)  # noqa: E731
+        count = _int(rd.get("count"), 1, 1, 500, invalid)
+        days_ago = _int(rd.get("days_ago"), 0, 1, 7, invalid) if rd.get("days_ago") else None
+        raw_cursor, raw_to = rd.get("cursor"), rd.get("to")
+        try:
+            cursor = int(raw_cursor) if raw_cursor else None
+            to_in_day = parse_day_time(raw_to) if raw_to else None
+        except ValueError as exc:
+            raise invalid() from exc
         st = self.sim.feed.stats_for(market)
-        return st.trades_rest(count) if st else []
+        today = st.today_ms() if st else None
+        if st is None or today is None:
+            return []
+        cfg = self.sim.config
+        scoped = days_ago is not None or cfg.strict or cfg.trades_day_scope
+        day = today - (days_ago or 0) * DAY_MS
+        since_ms = day if scoped else None
+        if to_in_day is not None:
+            to_ms: int | None = day + to_in_day
+        else:
+            to_ms = day + DAY_MS if scoped else None
+        return st.trades_rest(count, to_ms, cursor=cursor, since_ms=since_ms)
 
 
-__all__ = ["RestApi", "parse_time_ms", "too_many"]
+__all__ = ["RestApi", "parse_time_ms", "query_only_error", "too_many"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections import deque
@@ -18,7 +19,11 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from trader.sim.matching import SimError
+from trader.sim.ratelimit import RateLimiter
 
 SIMPLE_KEYS: dict[str, dict[str, str]] = {
     "ticker": {
@@ -58,11 +63,23 @@ SIMPLE_KEYS: dict[str, dict[str, str]] = {
         "timestamp": "tms", "stream_type": "st",
     },
 }
+# candle.* messages (upbit-sdk WsCandleResponse / SimpleCandle field names)
+_CANDLE_KEYS = {
+    "type": "ty", "code": "cd", "candle_date_time_utc": "cdttmu", "candle_date_time_kst": "cdttmk",
+    "opening_price": "op", "high_price": "hp", "low_price": "lp", "trade_price": "tp",
+    "candle_acc_trade_volume": "catv", "candle_acc_trade_price": "catp", "timestamp": "tms",
+    "stream_type": "st",
+}
+CANDLE_TYPES = ("candle.1s", "candle.1m", "candle.3m", "candle.5m", "candle.10m", "candle.15m",
+                "candle.30m", "candle.60m", "candle.240m")
+SIMPLE_KEYS.update({t: _CANDLE_KEYS for t in CANDLE_TYPES})
 _UNIT_KEYS = {"ask_price": "ap", "bid_price": "bp", "ask_size": "as", "bid_size": "bs"}
 _ASSET_KEYS = {"currency": "cu", "balance": "b", "locked": "l"}
 FORMATS = ("DEFAULT", "SIMPLE", "JSON_LIST", "SIMPLE_LIST")
 PUBLIC_TYPES = ("ticker", "trade", "orderbook")
 PRIVATE_TYPES = ("myOrder", "myAsset")
+QUOTE_TYPES = PUBLIC_TYPES + CANDLE_TYPES  # everything /websocket/v1 serves
+TOO_MANY = "요청 수 제한을 초과했습니다."  # message of the TOO_MANY_REQUESTS WebSocket error
 
 
 _KEY_ORDER: dict[tuple[str, int, str], tuple[str, ...]] = {}
@@ -89,6 +106,17 @@ def encode(msg: dict, fmt: str) -> bytes:
     return b"[" + body + b"]" if fmt.endswith("_LIST") else body
 
 
+class _DenialLogFilter(logging.Filter):
+    """uvicorn's websockets-sansio server logs a refused handshake (our 429) as an error
+    ("returned without completing handshake") although the response went out; drop that line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "without completing handshake" not in record.getMessage()
+
+
+_DENIAL_FILTER = _DenialLogFilter()
+
+
 def ws_error(name: str, message: str) -> bytes:
     return orjson.dumps({"error": {"name": name, "message": message}})
 
@@ -113,6 +141,13 @@ class Conn:
         self.dropping = False  # fell too far behind: being disconnected
         self.last_activity = time.monotonic()
         self.status_up = False
+        self.close_after: int | None = None  # close with this code once the queue is sent
+        self.limit_key = f"ws-conn:{uuid.uuid4().hex}"  # websocket-message limits are per connection
+
+    def close_when_drained(self, code: int) -> None:
+        """Send what is queued (e.g. an error message), then close."""
+        self.close_after = code
+        self.ready.set()
 
     def push(self, data: bytes) -> None:
         if self.closed or self.dropping:
@@ -154,6 +189,9 @@ class Conn:
                         self.drained.set()
                 self.drained.set()
                 self.last_activity = time.monotonic()
+                if self.close_after is not None:
+                    await self.close(self.close_after)
+                    return
         except Exception:  # the peer went away mid-send; the receive loop ends the connection
             self.closed = True
             self.drained.set()
@@ -174,6 +212,7 @@ class Hub:
         self.subs: dict[tuple[str, str], dict[str, list[Conn]]] = {}
         self.conns: set[Conn] = set()
         self.orderbook_counts: dict[str, set[str]] = {}  # market -> subscribed codes ("KRW-BTC.15")
+        self.candle_types: dict[str, set[str]] = {}  # market -> subscribed candle.* types
         self.sent = 0
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -188,6 +227,8 @@ class Hub:
         conn.keys.append((typ, code))
         if typ == "orderbook":
             self.orderbook_counts.setdefault(code.partition(".")[0], set()).add(code)
+        elif typ in CANDLE_TYPES:
+            self.candle_types.setdefault(code, set()).add(typ)
 
     def unsubscribe_all(self, conn: Conn) -> None:
         for key in conn.keys:
@@ -203,9 +244,12 @@ class Hub:
                 del self.subs[key]
         conn.keys.clear()
         self.orderbook_counts = {}
+        self.candle_types = {}
         for typ, code in self.subs:
             if typ == "orderbook":
                 self.orderbook_counts.setdefault(code.partition(".")[0], set()).add(code)
+            elif typ in CANDLE_TYPES:
+                self.candle_types.setdefault(code, set()).add(typ)
 
     def publish(self, typ: str, code: str, msg: dict) -> None:
         by_fmt = self.subs.get((typ, code))
@@ -280,14 +324,54 @@ class WsEndpoint:
 
     def __init__(self, hub: Hub, snapshot: Callable[[str, str], dict | None], *,
                  authenticate: Callable[[str | None], Any] | None = None, idle_s: float = 120.0,
-                 before_connect: Callable[[], Any] | None = None) -> None:
+                 before_connect: Callable[[], Any] | None = None,
+                 limiter: RateLimiter | None = None) -> None:
         self.hub = hub
         self.snapshot = snapshot
         self.authenticate = authenticate
         self.idle_s = idle_s
         self.before_connect = before_connect
+        self.limiter = limiter  # websocket-connect / websocket-message limits (None: unlimited)
+
+    async def _admit(self, websocket: WebSocket, private: bool) -> bool:
+        """`websocket-connect`: 5/s per IP (public) or per account (private, authenticated).
+        Over the limit the handshake is refused with HTTP 429 (418 once banned), the status
+        Upbit documents for any request over its limit; the body is the REST error JSON."""
+        if self.limiter is None:
+            return True
+        host = websocket.client.host if websocket.client else "local"
+        # own keys: a WebSocket reconnect storm must not ban the REST callers of the same IP
+        caller = "ws-account" if private and websocket.headers.get("authorization") else f"ws-ip:{host}"
+        try:
+            self.limiter.check("websocket-connect", caller)
+        except SimError as err:
+            body = Response(orjson.dumps(err.body()), status_code=err.status, media_type="application/json")
+            logger = logging.getLogger("uvicorn.error")
+            if _DENIAL_FILTER not in logger.filters:
+                logger.addFilter(_DENIAL_FILTER)
+            try:
+                await websocket.send_denial_response(body)
+            except RuntimeError:  # the server lacks the denial extension: accept, error, close
+                await websocket.accept()
+                await websocket.send_bytes(ws_error("TOO_MANY_REQUESTS", TOO_MANY))
+                await websocket.close(1008)
+            return False
+        return True
+
+    def _over_message_limit(self, conn: Conn) -> bool:
+        """`websocket-message`: 5/s and 100/min per connection (PING keepalives not counted)."""
+        if self.limiter is None:
+            return False
+        try:
+            self.limiter.check("websocket-message", conn.limit_key)
+            self.limiter.check("websocket-message-min", conn.limit_key)
+        except SimError:
+            return True
+        return False
 
     async def __call__(self, websocket: WebSocket, *, private: bool = False) -> None:
+        if not await self._admit(websocket, private):
+            return
         await websocket.accept()
         conn = Conn(websocket, self.hub, private=private)
         if private and self.authenticate is not None:
@@ -308,10 +392,20 @@ class WsEndpoint:
                 raw = message.get("bytes")
                 if raw is None:
                     raw = (message.get("text") or "").encode()
+                if conn.close_after is not None:
+                    continue  # over the limit: closing once the error is sent
+                if raw.strip() != b"PING" and self._over_message_limit(conn):
+                    # Upbit's exact answer is undocumented: a WebSocket error, then close (1008)
+                    self.hub.unsubscribe_all(conn)
+                    conn.push(ws_error("TOO_MANY_REQUESTS", TOO_MANY))
+                    conn.close_when_drained(1008)
+                    continue
                 self.handle(conn, raw)
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
+            if self.limiter is not None:
+                self.limiter.forget(conn.limit_key)
             conn.closed = True
             conn.ready.set()
             conn.drained.set()
@@ -351,7 +445,7 @@ class WsEndpoint:
         if not types:
             conn.push(ws_error("NO_TYPE", "type 필드가 없습니다."))
             return
-        allowed = PRIVATE_TYPES if conn.private else PUBLIC_TYPES
+        allowed = PRIVATE_TYPES if conn.private else QUOTE_TYPES
         plan: list[tuple[str, list[str], bool, bool]] = []
         for t in types:
             typ = str(t["type"])
@@ -365,7 +459,7 @@ class WsEndpoint:
             if not isinstance(codes, list):
                 conn.push(ws_error("WRONG_FORMAT", "codes는 배열이어야 합니다."))
                 return
-            if typ in PUBLIC_TYPES and not codes:
+            if typ in QUOTE_TYPES and not codes:
                 conn.push(ws_error("NO_CODES", "codes 필드가 없습니다."))
                 return
             only_snap = _flag(t, "is_only_snapshot", "isOnlySnapshot")
@@ -378,7 +472,7 @@ class WsEndpoint:
             if typ == "myAsset" or (typ == "myOrder" and not codes):
                 codes = ["*"]
             for code in codes:
-                if not only_real and typ in PUBLIC_TYPES:
+                if not only_real and typ in QUOTE_TYPES:
                     snap = self.snapshot(typ, code)
                     if snap is not None:
                         conn.push(encode(snap, fmt))

@@ -1,0 +1,1 @@
+"""Unit tests of the Prefect layer (flows/, tasks/, deployments/)."""

@@ -1,0 +1,66 @@
+"""prefect.yaml, the demo's helpers, the snapshot days and the offline environment."""
+
+from __future__ import annotations
+
+import importlib
+from datetime import date
+from pathlib import Path
+
+import yaml
+
+from deployments.env import PROJECT_DIR, prefect_env
+from flows import demo, snapshot
+
+
+def _prefect_yaml() -> dict:
+    return yaml.safe_load((PROJECT_DIR / "prefect.yaml").read_text(encoding="utf-8"))
+
+
+def test_every_deployment_points_at_a_flow_of_that_name_on_the_local_pool() -> None:
+    doc = _prefect_yaml()
+    names = {d["name"]: d for d in doc["deployments"]}
+    assert set(names) == {"trading", "report-daily", "report-weekly", "snapshot-hourly", "notify-failure"}
+    flow_names = {"trading": "trading", "report-daily": "report", "report-weekly": "report"}
+    flow_names |= {"snapshot-hourly": "snapshot", "notify-failure": "notify-failure"}
+    for name, dep in names.items():
+        path, attr = dep["entrypoint"].split(":")
+        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+        assert getattr(module, attr).name == flow_names[name]
+        assert dep["work_pool"]["name"] == "autotrader-local"
+    assert names["trading"].get("schedules") is None
+    assert names["report-daily"]["schedules"] == [{"cron": "5 9 * * *", "timezone": "Asia/Seoul"}]
+    assert doc["pull"] == [
+        {
+            "prefect.deployments.steps.set_working_directory": {
+                "directory": "{{ prefect.variables.autotrader_dir }}"
+            }
+        }
+    ]
+
+
+def test_offline_env(tmp_path: Path) -> None:
+    env = prefect_env(tmp_path / "home", "http://127.0.0.1:4321/api", base={"PATH": "/bin"})
+    assert env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false" and env["DO_NOT_TRACK"] == "1"
+    assert env["PREFECT_SERVER_UI_API_URL"] == env["PREFECT_API_URL"] == "http://127.0.0.1:4321/api"
+    assert env["PREFECT_HOME"] == str((tmp_path / "home").resolve())
+    assert str(PROJECT_DIR) in env["PYTHONPATH"]
+    ephemeral = prefect_env(tmp_path, None, base={"PREFECT_API_URL": "http://elsewhere"})
+    assert "PREFECT_API_URL" not in ephemeral and ephemeral["PREFECT_SERVER_EPHEMERAL_ENABLED"] == "true"
+
+
+def test_demo_strategy_scales_the_limit_timeout_to_the_resting_pace(tmp_path: Path) -> None:
+    src = tmp_path / "s.yaml"
+    src.write_text("market: KRW-ETH\nlimit_orders: {timeout_s: 120, on_timeout: market}\n", encoding="utf-8")
+    out = yaml.safe_load(demo.demo_strategy(src, tmp_path / "out.yaml", 60.0).read_text(encoding="utf-8"))
+    assert out["limit_orders"] == {"timeout_s": 2.0, "on_timeout": "market"}
+    assert out["market"] == "KRW-ETH"
+
+
+def test_demo_span_is_converted_from_kst_to_utc() -> None:
+    assert demo._kst_to_utc_iso("2024-01-01T09:00", 21) == "2024-01-22T00:00:00"
+
+
+def test_snapshot_days() -> None:
+    assert snapshot.resolve_days("2024-03-05") == [date(2024, 3, 5)]
+    yesterday, today = snapshot.resolve_days(None)
+    assert (today - yesterday).days == 1
