@@ -105,16 +105,24 @@ async def run(seconds: float, rate: int, db_dir: str | None = None) -> dict[str,
 
     tick_ns: dict[str, int] = {}
     call_ns: dict[str, int] = {}  # just before OrderManager calls create_order
+    stages: dict[str, list[float]] = {"plan": [], "record": [], "to_call": []}
+    paths: dict[str, int] = {}
 
     def on_order(o: Any) -> None:
         tick_ns.setdefault(o.identifier, o.tick_ns)
         call_ns.setdefault(o.identifier, o.sent_ns)
+        if o.tick_ns and o.planned_ns and o.recorded_ns and o.sent_ns:
+            stages["plan"].append((o.planned_ns - o.tick_ns) / 1e6)
+            stages["record"].append((o.recorded_ns - o.planned_ns) / 1e6)
+            stages["to_call"].append((o.sent_ns - o.recorded_ns) / 1e6)
+            paths[o.record_path] = paths.get(o.record_path, 0) + 1
 
     observers = Observers(on_order=on_order)
     http = httpx.AsyncClient(event_hooks={"request": [on_request]}, timeout=5.0)
     rest = UpbitRestClient(sim.access_key, sim.secret_key, sim.base_url, http_client=http)
     public = UpbitWebSocket(sim.ws_url, subscriptions=[subscription("trade", [MARKET])], rest=rest)
-    private = UpbitWebSocket(sim.private_ws_url, subscriptions=[subscription("myOrder", [MARKET])],
+    private = UpbitWebSocket(sim.private_ws_url,
+                             subscriptions=[subscription("myOrder", [MARKET]), subscription("myAsset")],
                              private_auth=(sim.access_key, sim.secret_key))  # fmt: skip
     recv: list[tuple[float, int]] = []
 
@@ -206,7 +214,12 @@ async def run(seconds: float, rate: int, db_dir: str | None = None) -> dict[str,
         "call_to_wire_ms": (pct(call_to_wire, 50), pct(call_to_wire, 99)),
         "cpu_cores": cpu / (wall1 - wall0),
         "db_record_ms": (pct(timings["record_order"], 50), pct(timings["record_order"], 99)),
+        "db_record_n": len(timings["record_order"]),
+        "accounts_n": len(timings["accounts"]),
         "accounts_ms": (pct(timings["accounts"], 50), pct(timings["accounts"], 99)),
+        "stages_ms": {k: (pct(v, 50), pct(v, 99)) for k, v in stages.items()},
+        "record_paths": paths,
+        "balance_cache": (loop.om.balances.hits, loop.om.balances.misses) if loop.om.balances else None,
         "fills": loop.stats.fills,
         "errors": loop.stats.errors,
     }
@@ -228,6 +241,7 @@ def main() -> int:
     w50, w99 = r["call_to_wire_ms"]
     d50, d99 = r["db_record_ms"]
     a50, a99 = r["accounts_ms"]
+    d_n, a_n = r["db_record_n"], r["accounts_n"]
     lines = [
         f"live latency bench: {a.rate} trades/s for {a.seconds:.0f} s over loopback WebSocket",
         f"  messages: sent {r['trades_sent']}, processed {r['ticks_processed']}, dropped {r['dropped']}, "
@@ -240,8 +254,11 @@ def main() -> int:
         f"    tick -> create_order call (sizing, DB record): p50 {c50:.3f} ms, p99 {c99:.3f} ms",
         f"    create_order call -> request on the wire (limiter, signing, httpx): p50 {w50:.3f} ms, "
         f"p99 {w99:.3f} ms",
-        f"    record_order (SQLite commit, worker thread): p50 {d50:.3f} ms, p99 {d99:.3f} ms",
-        f"    /v1/accounts read before a sell: p50 {a50:.3f} ms, p99 {a99:.3f} ms",
+        *(f"      {k}: p50 {v[0]:.3f} ms, p99 {v[1]:.3f} ms" for k, v in r["stages_ms"].items()),
+        f"      record paths: {r['record_paths']}; balance cache (hits, misses): {r['balance_cache']}",
+        f"    Repository.record_order (worker-thread fallback only): {d_n} calls, p50 {d50:.3f} ms, "
+        f"p99 {d99:.3f} ms",
+        f"    /v1/accounts reads (all, incl. background refresh): {a_n}, p50 {a50:.3f} ms, p99 {a99:.3f} ms",
         f"  trader CPU: {r['cpu_cores']:.2f} cores; fills {r['fills']}, errors {r['errors']}",
         f"  targets: nothing dropped -> {tgt_drop}; p99 < 2 ms -> {tgt_p99}; CPU < 1 core -> {tgt_cpu}",
     ]

@@ -68,8 +68,8 @@ def ensure_dir_variable() -> None:
 
 def ensure_blocks() -> None:
     from prefect.blocks.system import Secret
-    from tasks.email import make_email_credentials
 
+    from tasks.email import make_email_credentials
     from trader.config import load_settings
 
     settings = load_settings()
@@ -95,6 +95,16 @@ def _replace_automation(client, automation) -> None:
         client.delete_automation(old.id)
     client.create_automation(automation)
     print(f"automation     {automation.name}")
+
+
+def _jinja(template: str) -> dict[str, str]:
+    """An explicit Jinja parameter rendering to a string.
+
+    A bare "{{ flow_run.id }}" is upgraded by prefect 3.9.1 to `{{ flow_run.id | tojson }}`,
+    which fails on the UUID (InvalidJinja) and the action never runs; the explicit kind renders
+    the plain string.
+    """
+    return {"__prefect_kind": "jinja", "template": template}
 
 
 def ensure_automations() -> bool:
@@ -162,10 +172,10 @@ def ensure_automations() -> bool:
                         source="selected",
                         deployment_id=notify.id,
                         parameters={
-                            "flow_run_id": "{{ flow_run.id }}",
-                            "flow_name": "{{ flow.name }}",
-                            "state": "{{ flow_run.state.name }}",
-                            "message": "{{ flow_run.state.message }}",
+                            "flow_run_id": _jinja("{{ flow_run.id }}"),
+                            "flow_name": _jinja("{{ flow.name }}"),
+                            "state": _jinja("{{ flow_run.state.name }}"),
+                            "message": _jinja("{{ flow_run.state.message }}"),
                         },
                     )
                 ],

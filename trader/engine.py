@@ -195,6 +195,10 @@ class TradingLoop:
         tasks: list[asyncio.Task[Any]] = []
         if self.order_events is not None:
             tasks.append(asyncio.create_task(self._pump_order_events(), name="order-events"))
+        if self.om.balances is not None:
+            # the sell's free-balance guard reads this cache instead of REST when it is fresh
+            self.om.schedule_balance_refresh()
+            tasks.append(asyncio.create_task(self.om.keep_balances_fresh(), name="balance-refresh"))
         consume = asyncio.create_task(self._consume(), name="market-stream")
         stopper = asyncio.create_task(self._stop.wait(), name="stop")
         waiters: list[asyncio.Task[Any]] = [consume, stopper]
@@ -396,6 +400,7 @@ class TradingLoop:
         if self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
         await self.save_state()
+        self.om.close()
         if self.observers.on_status:
             self.observers.on_status({**self.status(), "stopped": self.stop_reason})
         log.info(

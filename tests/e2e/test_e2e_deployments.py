@@ -116,3 +116,39 @@ def test_report_daily_for_a_date_runs_on_a_worker_and_mails(
     assert len(mails) == 1
     assert "2024-01-15" in mails[0]["Subject"]
     assert mails[0]["To"] == "ops@example.test"
+
+
+def test_a_crash_no_hook_saw_starts_notify_failure_which_mails(
+    deployed: PrefectServer, smtp_sink: SmtpSink, worker_factory: Any
+) -> None:
+    """A run marked Crashed by the server (as the zombie automation does for a killed worker)
+    triggers the crash automation, which starts `notify-failure`; a worker runs it: mail."""
+    api = deployed.api_url
+    before = len(smtp_sink.messages)
+    crashed = _create_run(api, "trading/trading", {"sim_url": "http://127.0.0.1:9"})
+    r = httpx.post(
+        f"{api}/flow_runs/{crashed}/set_state",
+        json={"state": {"type": "CRASHED", "message": "worker killed (test)"}, "force": True},
+        timeout=10,
+    )
+    r.raise_for_status()
+    notify_id = _deployment_id(api, "notify-failure/notify-failure")
+    deadline = time.monotonic() + 90
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not runs:
+        runs = httpx.post(
+            f"{api}/flow_runs/filter",
+            json={"deployments": {"id": {"any_": [notify_id]}}},
+            timeout=10,
+        ).json()
+        time.sleep(1.0)
+    assert runs, "the crash automation did not start notify-failure"
+    assert runs[0]["parameters"]["flow_run_id"] == crashed
+    worker = worker_factory(run_once=True, log_name="worker-notify.log")
+    run = _wait_final(api, str(runs[0]["id"]), 180)
+    worker.wait(timeout=60)
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+    mails = smtp_sink.wait_for(before + 1, timeout_s=30)[before:]
+    assert any("trading" in m["Subject"] and "RunCrashed" in m["Subject"] for m in mails), [
+        m["Subject"] for m in mails
+    ]

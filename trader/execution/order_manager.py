@@ -29,6 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 from trader.domain import Fill, Intent, IntentKind, OrderSnapshot, OrdType, Side
+from trader.execution.balances import DEFAULT_MAX_AGE_S, BalanceCache, currencies_of
 from trader.execution.crashpoints import crashpoint
 from trader.execution.ports import PortfolioPort, RepositoryPort
 from trader.execution.sizing import Size, size_limit_buy, size_market_buy, size_sell
@@ -45,6 +46,7 @@ from trader.execution.states import (
     Submitted,
     event_for_snapshot,
 )
+from trader.marketdata.events import MyAssetEvent
 from trader.upbit.client import ExchangeClient
 from trader.upbit.errors import (
     AmbiguousOrderError,
@@ -95,7 +97,10 @@ class ManagedOrder:
     note: str = ""
     superseded: bool = False  # cancelled by another decision: no timeout fallback for it
     tick_ns: int = 0  # perf_counter_ns when the deciding tick was received (latency bench)
+    planned_ns: int = 0  # perf_counter_ns when sizing was done (latency breakdown)
+    recorded_ns: int = 0  # perf_counter_ns when the record-before-send commit returned
     sent_ns: int = 0  # perf_counter_ns just before the order request went out
+    record_path: str = ""  # "journal" (loop thread) | "thread" (worker thread) | "" (not recorded)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -171,6 +176,8 @@ class OrderManager:
         price_source: Callable[[str], Decimal | None] | None = None,
         on_fill: FillHook | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        balance_max_age_s: float | None = DEFAULT_MAX_AGE_S,
+        fast_record: bool = True,
     ) -> None:
         self.exchange = exchange
         self.repo = repo
@@ -193,6 +200,16 @@ class OrderManager:
         self._by_uuid: dict[str, ManagedOrder] = {}
         self._chains: dict[int, list[ManagedOrder]] = {}  # a resized order -> all orders of its intent
         self.sent_log: list[tuple[int, int]] = []  # (tick_ns, sent_ns) per order, for the bench
+        # free balances known fresh (None = always read REST before a sell), see balances.py
+        self.balances: BalanceCache | None = (
+            BalanceCache(balance_max_age_s) if balance_max_age_s is not None else None
+        )
+        self._balance_refresh: asyncio.Task[None] | None = None
+        self._refresh_again = False
+        # record-before-send on the loop's thread (a dedicated SQLite connection), when the
+        # repository offers one; the worker-thread `record_order` stays the fallback
+        self._journal: Any = None
+        self._journal_tried = not fast_record
 
     # ---- public API ------------------------------------------------------------------------
     @property
@@ -260,6 +277,7 @@ class OrderManager:
         """Size, record and send the first order of `intent`; returns its snapshot-bearing order."""
         order = await self._plan(intent, 0, last_price=last_price)
         order.tick_ns = tick_ns
+        order.planned_ns = time.perf_counter_ns()
         await self._submit(order)
         if (
             order.status is OrderStatus.REJECTED
@@ -267,8 +285,11 @@ class OrderManager:
             and "insufficient" in order.error
         ):
             # our view of the free balance was stale: re-read the exchange and resize once
+            if self.balances is not None:
+                self.balances.invalidate(*currencies_of(intent.market))
             retry = await self._plan(intent, 1, last_price=last_price, fresh_balances=True)
             retry.tick_ns = tick_ns
+            retry.planned_ns = time.perf_counter_ns()
             await self._submit(retry)
             retry.note = f"resized after {order.error}"
             self._chain(order, retry)
@@ -355,7 +376,15 @@ class OrderManager:
         return order
 
     def notify(self, event: Any) -> None:
-        """A private-WS myOrder event (dict, SIMPLE or DEFAULT keys, or an object): wake its order."""
+        """A private-WS myOrder event (dict, SIMPLE or DEFAULT keys, or an object): wake its order.
+
+        A myAsset event says balances changed: the cached ones are dropped and re-read in the
+        background (never installed from the event itself, which may predate our last order)."""
+        if isinstance(event, MyAssetEvent):
+            if self.balances is not None:
+                self.balances.invalidate(*(a[0] for a in event.assets))
+                self.schedule_balance_refresh()
+            return
         uid = _field(event, "uuid", "uid")
         ident = _field(event, "identifier", "id")
         order = (self._by_uuid.get(uid) if uid else None) or (
@@ -404,6 +433,11 @@ class OrderManager:
             await self._mark(order)
         if order.is_final:
             crashpoint("after_mark_final")
+            # balances are settled (a cancel unlocks, a fill moves them): re-read them now, off
+            # the latency path, for the next sell
+            if self.balances is not None:
+                self.balances.invalidate(*currencies_of(order.market))
+                self.schedule_balance_refresh()
 
     # ---- planning -----------------------------------------------------------------------------
     async def _plan(
@@ -439,11 +473,11 @@ class OrderManager:
         # sells
         full_exit = intent.kind is IntentKind.SELL and remaining is None
         want = remaining if remaining is not None else (intent.volume or Decimal(0))
-        free, locked = await self._coin_balance(market)
+        free, locked = await self._coin_balance(market, fresh_balances)
         if locked > 0 and not use_limit:
             # coin locked in resting sells: cancel ours so the whole position can go now
             await self._cancel_resting_sells(market)
-            free, locked = await self._coin_balance(market)
+            free, locked = await self._coin_balance(market, fresh=True)
         price_ref = limit_price or last_price or (self.price_source(market) if self.price_source else None)
         size = size_sell(want, free, price_ref, full_exit=full_exit, min_krw=self.min_order_krw)
         if use_limit and limit_price is not None:
@@ -472,16 +506,69 @@ class OrderManager:
 
     async def _krw_free(self, market: str, fresh: bool) -> Decimal:
         if fresh:
-            balances = await self._retrying(self.exchange.accounts)
+            balances = await self.read_balances()
             krw = balances.get("KRW")
             return krw.balance if krw else Decimal(0)
         return Decimal(self.portfolio.krw) - self.reserved_krw()
 
-    async def _coin_balance(self, market: str) -> tuple[Decimal, Decimal]:
-        """(free, locked) coin of `market` as the exchange reports it now."""
-        balances = await self._retrying(self.exchange.accounts)
-        row = balances.get(market.split("-", 1)[1])
+    async def _coin_balance(self, market: str, fresh: bool = False) -> tuple[Decimal, Decimal]:
+        """(free, locked) coin of `market` as the exchange reports it: from the cache when it is
+        known fresh and no order of ours on the market is open, else by a REST read now."""
+        currency = currencies_of(market)[1]
+        if not fresh and self.balances is not None and not self._market_busy(market):
+            hit = self.balances.get(currency)
+            if hit is not None:
+                return hit
+        balances = await self.read_balances()
+        row = balances.get(currency)
         return (row.balance, row.locked) if row else (Decimal(0), Decimal(0))
+
+    def _market_busy(self, market: str) -> bool:
+        return any(o.market == market and not o.is_final for o in self._by_identifier.values())
+
+    async def read_balances(self) -> dict[str, Any]:
+        """REST `accounts()` (retried), installed in the cache unless something changed meanwhile."""
+        token = self.balances.begin_read() if self.balances is not None else None
+        balances: dict[str, Any] = await self._retrying(self.exchange.accounts)
+        if self.balances is not None and token is not None:
+            self.balances.install(balances, token)
+        return balances
+
+    def schedule_balance_refresh(self) -> None:
+        """Re-read balances in the background (one refresh at a time; no-op without a cache)."""
+        if self.balances is None:
+            return
+        if self._balance_refresh is not None and not self._balance_refresh.done():
+            self._refresh_again = True
+            return
+        self._refresh_again = False
+        self._balance_refresh = asyncio.get_running_loop().create_task(
+            self._refresh_balances(), name="balance-refresh"
+        )
+
+    async def _refresh_balances(self) -> None:
+        assert self.balances is not None
+        for _ in range(4):  # a read voided by a concurrent change is retried a few times
+            self._refresh_again = False
+            token = self.balances.begin_read()
+            try:
+                balances = await self._retrying(self.exchange.accounts, attempts=3)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the next sell reads REST itself: nothing is lost
+                log.info("background balance refresh failed error=%s", redact(str(exc)))
+                return
+            if self.balances.install(balances, token) and not self._refresh_again:
+                return
+
+    async def keep_balances_fresh(self, every_s: float | None = None) -> None:
+        """Refresh the cache periodically (run as a task) so a sell rarely meets a stale entry."""
+        if self.balances is None:
+            return
+        period = every_s if every_s is not None else self.balances.max_age_s / 2
+        while True:
+            await asyncio.sleep(period)
+            self.schedule_balance_refresh()
 
     async def _cancel_resting_sells(self, market: str) -> None:
         """Free the volume locked in our own resting sells of `market` before a market sell.
@@ -534,8 +621,7 @@ class OrderManager:
         intent = order.intent
         self._by_identifier[order.identifier] = order
         crashpoint("before_record_order")
-        await asyncio.to_thread(
-            self.repo.record_order,
+        args = (
             order.identifier,
             intent.intent_id,
             intent.market,
@@ -547,9 +633,42 @@ class OrderManager:
             intent.reason,
             self.clock(),
         )
+        journal = self._order_journal()
+        # the fast path: one INSERT on a dedicated connection, on this thread, never waiting for
+        # the write lock (None = busy or unavailable: record through the worker thread instead)
+        recorded = journal.record(*args) if journal is not None else None
+        if recorded is None:
+            await asyncio.to_thread(self.repo.record_order, *args)
+            order.record_path = "thread"
+        else:
+            order.record_path = "journal"
+        order.recorded_ns = time.perf_counter_ns()
         order.fsm.apply(Submitted(self.clock()))
+        if self.balances is not None:
+            # from now on the exchange's balances may move under this order: stop trusting ours
+            self.balances.invalidate(*currencies_of(order.market))
         crashpoint("before_send")
         await self._send(order)
+
+    def _order_journal(self) -> Any:
+        """The repository's loop-thread order journal (opened once), or None."""
+        if not self._journal_tried:
+            self._journal_tried = True
+            opener = getattr(self.repo, "order_journal", None)
+            if opener is not None:
+                try:
+                    self._journal = opener()
+                except Exception as exc:  # the worker-thread path always works
+                    log.warning("order journal unavailable (%s): recording via worker thread", exc)
+        return self._journal
+
+    def close(self) -> None:
+        """Release the order journal's connection and stop the background balance refresh."""
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        if self._balance_refresh is not None:
+            self._balance_refresh.cancel()
 
     async def _send(self, order: ManagedOrder) -> None:
         retries = 0
@@ -694,6 +813,8 @@ class OrderManager:
         """Commit the fill, then apply it to the ledger (in that order: nothing lost on a kill)."""
         if fill.reason != order.intent.reason or fill.identifier != order.identifier:
             fill = replace(fill, reason=order.intent.reason, identifier=order.identifier)
+        if self.balances is not None:
+            self.balances.invalidate(*currencies_of(order.market))
         crashpoint("before_record_fill")
         new = await asyncio.to_thread(self.repo.record_fill, fill)
         crashpoint("after_record_fill")

@@ -1,7 +1,9 @@
 """Replay feed and quotation state: trades in, ticker/candle/trade aggregates and WS messages out.
 
 `MarketStats` keeps what the Quotation API shows, built only from the trades replayed so far
-(1-minute and 1-day buckets, a 24-hour rolling window, the recent trades). `Feed` walks the
+(1-second, 1-minute and 1-day buckets, a 24-hour rolling window, the trades of the last eight UTC
+days with their sequential_ids for cursor/days_ago paging; weeks, months and years are summed
+from the days). `Feed` walks the
 synthesized trades of the recorded candles (`trader.marketdata.synth.synthesize_trades`) at
 `speed` × real time, or as fast as WebSocket clients read (`speed=None`), and can be paused,
 stepped and overridden by a pushed price path (the /_sim/ controls).
@@ -18,6 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from operator import itemgetter
 
 from trader.marketdata.synth import TradeArrays
 from trader.sim.matching import Exchange
@@ -28,6 +31,7 @@ MIN_MS = 60_000
 DAY_MS = 86_400_000
 MINUTE_UNITS = (1, 3, 5, 10, 15, 30, 60, 240)
 SEC_MS = 1000
+_TS, _SID = itemgetter(0), itemgetter(4)  # keys into the trade history tuples
 WEEK_MS = 7 * DAY_MS
 TRADE_DAYS_KEPT = 8  # today + the 7 days `days_ago` reaches
 HISTORY_MAX = 2_000_000  # hard cap on kept trades per market (memory bound for tick files)
@@ -126,11 +130,7 @@ class MarketStats:
         # sequential_id of the last trade: the same value in REST and WS, strictly increasing
         self.last_sid = 0
         # trades of the last TRADE_DAYS_KEPT UTC days, oldest first (for /v1/trades/ticks paging)
-        self._h_ts: list[int] = []
-        self._h_px: list[float] = []
-        self._h_vol: list[float] = []
-        self._h_bid: list[bool] = []
-        self._h_sid: list[int] = []
+        self._hist: list[tuple[int, float, float, bool, int]] = []  # ts, price, volume, is_bid, sid
         self._h_sorted = True
         # one-second buckets, oldest first: start ms, then o, h, l, c, volume, value, last ts
         self._s_key = array("q")
@@ -144,20 +144,26 @@ class MarketStats:
         if sid <= self.last_sid:
             sid = self.last_sid + 1
         self.last_sid = sid
-        h_ts = self._h_ts
-        if h_ts and ts < h_ts[-1]:
+        hist = self._hist
+        if hist and ts < hist[-1][0]:
             self._h_sorted = False
-        h_ts.append(ts)
-        self._h_px.append(price)
-        self._h_vol.append(vol)
-        self._h_bid.append(is_bid)
-        self._h_sid.append(sid)
-        if len(h_ts) > HISTORY_MAX:
-            self._drop_history(len(h_ts) // 10)
+        hist.append((ts, price, vol, is_bid, sid))
+        if len(hist) > HISTORY_MAX:
+            del hist[:len(hist) // 10]
         sk = ts - ts % SEC_MS
         keys = self._s_key
-        _, hi, lo, c, v, x, last = self._s_cols
-        if keys and keys[-1] == sk:
+        last_key = keys[-1] if keys else -1
+        o, hi, lo, c, v, x, last = self._s_cols
+        if sk > last_key:  # the usual case: a new second (plain appends: this is the hot path)
+            keys.append(sk)
+            o.append(price)
+            hi.append(price)
+            lo.append(price)
+            c.append(price)
+            v.append(vol)
+            x.append(value)
+            last.append(ts)
+        elif sk == last_key:
             if price > hi[-1]:
                 hi[-1] = price
             if price < lo[-1]:
@@ -166,10 +172,6 @@ class MarketStats:
             v[-1] += vol
             x[-1] += value
             last[-1] = ts
-        elif not keys or sk > keys[-1]:
-            keys.append(sk)
-            for col, val in zip(self._s_cols, (price, price, price, price, vol, value, ts), strict=True):
-                col.append(val)
         else:  # an out-of-order trade (never from the feed, which clamps time): place it
             i = bisect_left(keys, sk)
             if i < len(keys) and keys[i] == sk:
@@ -182,17 +184,13 @@ class MarketStats:
                 for col, val in zip(self._s_cols, (price, price, price, price, vol, value, ts), strict=True):
                     col.insert(i, val)
 
-    def _drop_history(self, n: int) -> None:
-        for col in (self._h_ts, self._h_px, self._h_vol, self._h_bid, self._h_sid):
-            del col[:n]
-
     def _prune(self, day_ms: int) -> None:
         """A new UTC day began: forget trades older than `days_ago` reaches, seconds > 3 months."""
         cutoff = day_ms - (TRADE_DAYS_KEPT - 1) * DAY_MS
-        h_ts = self._h_ts
-        n = bisect_left(h_ts, cutoff) if self._h_sorted else sum(1 for t in h_ts if t < cutoff)
-        if n and self._h_sorted:
-            self._drop_history(n)
+        if self._h_sorted:
+            n = bisect_left(self._hist, cutoff, key=_TS)
+            if n:
+                del self._hist[:n]
         s_cut = bisect_left(self._s_key, day_ms - SECONDS_KEPT_MS)
         if s_cut:
             del self._s_key[:s_cut]
@@ -337,25 +335,25 @@ class MarketStats:
                     since_ms: int | None = None) -> list[dict]:
         """/v1/trades/ticks rows, newest first: trades before `to_ms` (exclusive), at or after
         `since_ms`, and older than the trade whose sequential_id is `cursor` (exclusive)."""
-        h_ts, h_sid = self._h_ts, self._h_sid
-        hi = len(h_ts)
+        hist = self._hist
+        hi = len(hist)
         if cursor is not None:  # ids strictly increase in history order
-            hi = bisect_left(h_sid, cursor)
+            hi = bisect_left(hist, cursor, key=_SID)
         lo = 0
         if self._h_sorted:
             if to_ms is not None:
-                hi = min(hi, bisect_left(h_ts, to_ms))
+                hi = min(hi, bisect_left(hist, to_ms, key=_TS))
             if since_ms is not None:
-                lo = bisect_left(h_ts, since_ms)
+                lo = bisect_left(hist, since_ms, key=_TS)
             picked = range(hi - 1, max(lo, hi - count) - 1, -1)
         else:
             picked = [i for i in range(hi - 1, -1, -1)
-                      if (to_ms is None or h_ts[i] < to_ms)
-                      and (since_ms is None or h_ts[i] >= since_ms)][:count]
+                      if (to_ms is None or hist[i][0] < to_ms)
+                      and (since_ms is None or hist[i][0] >= since_ms)][:count]
         out = []
         prev_cache: dict[int, float] = {}
         for i in picked:
-            ts, price = h_ts[i], self._h_px[i]
+            ts, price, vol, is_bid, sid = hist[i]
             dk = ts - ts % DAY_MS
             prev = prev_cache.get(dk)
             if prev is None:
@@ -363,9 +361,9 @@ class MarketStats:
             dt = _utc(ts)
             out.append({"market": self.market, "trade_date_utc": dt.strftime("%Y-%m-%d"),
                         "trade_time_utc": dt.strftime("%H:%M:%S"), "timestamp": ts, "trade_price": price,
-                        "trade_volume": self._h_vol[i], "prev_closing_price": prev,
-                        "change_price": price - prev, "ask_bid": "BID" if self._h_bid[i] else "ASK",
-                        "sequential_id": h_sid[i]})
+                        "trade_volume": vol, "prev_closing_price": prev,
+                        "change_price": price - prev, "ask_bid": "BID" if is_bid else "ASK",
+                        "sequential_id": sid})
         return out
 
     def _prev_close(self, day_ms: int) -> float:

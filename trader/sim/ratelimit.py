@@ -2,7 +2,8 @@
 
 A sliding one-second window per (group, caller). Exceeding it answers 429; a caller that keeps
 hammering after `ban_after` 429s within ten seconds is answered 418 for `ban_s` seconds, as Upbit
-blocks abusive clients.
+blocks abusive clients. The WebSocket groups are checked by `trader.sim.ws` (connections per
+IP or account, messages per connection; `websocket-message-min` is the 100/min half).
 """
 
 from __future__ import annotations

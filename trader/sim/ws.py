@@ -4,7 +4,9 @@ A `Hub` keeps subscriptions per (type, code) and format; a message is encoded on
 and the same bytes are queued to every subscriber, whose own sender task writes BINARY frames
 (pyupbit decodes `recv()` as bytes). Queues are bounded by a high-water mark: at speed max the
 feed waits for readers (backpressure); otherwise a reader that falls too far behind is dropped,
-as Upbit drops slow consumers.
+as Upbit drops slow consumers. Public types: ticker, trade, orderbook and candle.1s/candle.Nm.
+With a limiter, `websocket-connect` (over the limit: HTTP 429 on the handshake) and
+`websocket-message` (a TOO_MANY_REQUESTS error, then close 1008) are enforced.
 """
 
 from __future__ import annotations

@@ -251,6 +251,15 @@ class Repository:
         with self.db.write() as s:
             return _insert_ignore(s, OrderModel, values, ["identifier"])
 
+    def order_journal(self, synchronous: str = "NORMAL") -> OrderJournal | None:
+        """A dedicated connection that records orders from the event loop's thread (see
+        `OrderJournal`), or None when the database is not a SQLite file (PostgreSQL, memory)."""
+        url = self.db.engine.url
+        database = url.database or ""
+        if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+            return None
+        return OrderJournal(database, synchronous=synchronous)
+
     def mark_order(
         self,
         identifier: str,
@@ -580,3 +589,99 @@ def rebuild_portfolio(repo: Repository, initial_krw: Decimal, fee_rate: Decimal 
     pf = Portfolio(krw=initial_krw, fee_rate=fee_rate)
     pf.apply_fills(repo.fills())
     return pf
+
+
+class OrderJournal:
+    """`record_order` for the latency path: one prepared INSERT on a dedicated SQLite connection.
+
+    Same row as `Repository.record_order` (state `recorded`, Decimals as fixed-point text, the
+    insert idempotent on `identifier`), but without a worker-thread hop or an ORM session, so the
+    event loop's thread can record an order before sending it in ~0.1 ms:
+    - it never waits for the write lock (busy timeout 0): `record` returns None when another
+      connection holds it, and the caller records through `Repository.record_order` instead;
+    - its commits use `synchronous` (NORMAL by default) in WAL mode: a commit is written to the
+      WAL file (the OS page cache) without fsync. That survives the death of the process
+      (kill -9, OOM, a crash): the data is in the kernel and reaches the file. It does NOT
+      survive a power loss or kernel crash until the next fsync, which is the next commit of any
+      FULL connection (the repository's own: marking the order sent, a fill) or a checkpoint.
+      Pass synchronous="FULL" to fsync every record (then ~1–10 ms on the loop's thread);
+    - it never checkpoints (the repository's connections do), so a commit never copies pages.
+    Thread-safe: a call that finds the connection in use by another thread returns None too.
+    """
+
+    _SQL = (
+        "INSERT INTO orders (identifier, uuid, intent_id, market, side, ord_type, price, volume,"
+        " krw_amount, state, reason, executed_volume, paid_fee, avg_price, error, created_ts_ms,"
+        " updated_ts_ms) VALUES (?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, '0', '0', NULL, NULL, ?, ?)"
+        " ON CONFLICT (identifier) DO NOTHING"
+    )
+
+    def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
+        import sqlite3
+        import threading
+
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"unknown synchronous mode {synchronous!r}")
+        self._errors = (sqlite3.Error,)
+        # autocommit (each INSERT is its own transaction); timeout 0 = never wait for the lock
+        self._conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA busy_timeout = 0")
+        mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() != "wal":  # Database.open sets WAL; without it NORMAL is unsafe
+            self._conn.close()
+            raise RuntimeError(f"order journal needs WAL, database is in {mode} mode")
+        self._conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self._lock = threading.Lock()
+        self.synchronous = synchronous.upper()
+
+    def record(
+        self,
+        identifier: str,
+        intent_id: str,
+        market: str,
+        side: str,
+        ord_type: str,
+        price: Decimal | None,
+        volume: Decimal | None,
+        krw_amount: Decimal | None,
+        reason: str,
+        ts_ms: int,
+    ) -> bool | None:
+        """True = recorded now, False = already recorded, None = not done (lock busy, journal
+        closed or failing): record through `Repository.record_order` instead."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if self._conn is None:
+                return None
+            cur = self._conn.execute(
+                self._SQL,
+                (
+                    identifier, intent_id, market, str(side), str(ord_type), _text(price), _text(volume),
+                    _text(krw_amount), LocalOrderState.RECORDED.value, reason or "", ts_ms, ts_ms,
+                ),
+            )  # fmt: skip
+            return cur.rowcount == 1
+        except self._errors:
+            return None
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None  # type: ignore[assignment]
+
+
+def _text(value: Decimal | None) -> str | None:
+    """A money value as `ExactDecimal` stores it in SQLite (fixed-point text)."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        raise TypeError("money columns take Decimal, never float")
+    d = value if isinstance(value, Decimal) else Decimal(str(value))
+    if not d.is_finite():
+        raise ValueError(f"non-finite decimal {d!r}")
+    return format(d, "f")

@@ -133,6 +133,19 @@ def test_days_ago_and_to_select_a_utc_day_and_time(make_sim) -> None:
         assert r.status_code == 400 and r.json()["error"]["name"] == 400, bad
 
 
+def test_trades_are_kept_for_today_and_seven_days_back(make_sim) -> None:
+    sim = make_sim(rate_limit=False, start=START)
+    sim.control.step(768 * 10)  # ten days of replay
+    today = datetime.fromisoformat(ok(sim, "/v1/trades/ticks")[0]["trade_date_utc"])
+    everything = page_back(sim, -1)
+    oldest = everything[-1]
+    assert oldest["trade_date_utc"] == (today - timedelta(days=7)).strftime("%Y-%m-%d")
+    assert oldest["trade_time_utc"] < "00:05:00"  # the whole of that day is still there
+    week_ago = page_back(sim, -1, days_ago=7)  # that whole day, paged with days_ago and cursor
+    assert week_ago == [r for r in everything if r["trade_date_utc"] == oldest["trade_date_utc"]]
+    assert len(week_ago) > 500
+
+
 @pytest.mark.parametrize("opts", [{"trades_day_scope": True}, {"strict": True}])
 def test_day_scope_stops_at_midnight_and_days_ago_continues(make_sim, opts: dict) -> None:
     sim = make_sim(rate_limit=False, start=START, **opts)
@@ -215,6 +228,20 @@ def test_second_candles_from_trades(make_sim) -> None:
                 to=datetime.fromtimestamp(t0 / 1000 + 1, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     assert before == [second]
     assert get(sim, "/v1/candles/seconds", count=201).status_code == 400
+
+
+def test_second_candles_are_served_for_three_months(make_sim) -> None:
+    sim = make_sim(rate_limit=False, start="2024-01-01T00:00+00:00")
+    sim.control.step(768 * 100)  # 100 days of replay
+    now = datetime.fromtimestamp(sim.control.state()["clock_ms"] / 1000, UTC)
+
+    def before(days: int) -> list[dict]:
+        to = (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return ok(sim, "/v1/candles/seconds", count=3, to=to)
+
+    assert len(before(80)) == 3
+    assert before(95) == []  # older than three months: an empty list, as Upbit answers
+    assert len(ok(sim, "/v1/candles/minutes/1", count=3, to=(now - timedelta(days=95)).isoformat())) == 3
 
 
 async def test_candle_websocket_types(sim_server: SimulatorThread) -> None:
