@@ -200,7 +200,8 @@ async def _run(args: argparse.Namespace, config: Any) -> int:
     public = UpbitWebSocket(venue.ws_url, subscriptions=[subscription("trade", [config.market])], rest=rest)
     private = UpbitWebSocket(
         venue.private_ws_url,
-        subscriptions=[subscription("myOrder", [config.market])],
+        # myAsset: balance changes void the order manager's free-balance cache at once
+        subscriptions=[subscription("myOrder", [config.market]), subscription("myAsset")],
         private_auth=venue.keys,
     )
     loop = TradingLoop(

@@ -26,7 +26,7 @@ class TradesSource(Protocol):
     """What backfill needs from the REST client (UpbitRestClient has both)."""
 
     async def trades_ticks(
-        self, market: str, count: int = ..., cursor: str | int | None = ...
+        self, market: str, count: int = ..., cursor: str | int | None = ..., *, days_ago: int | None = ...
     ) -> list[Any]: ...
 
     async def candles_minutes(
@@ -94,12 +94,22 @@ async def backfill_trades(
     rest: TradesSource, after: Tick, until: Tick | None, seen: SeenTrades,
     *, page_size: int = 500, max_pages: int = 20,
 ) -> list[Tick]:
-    """Trades after `after` up to `until` (exclusive of both), not yet seen, oldest first."""
+    """Trades after `after` up to `until` (exclusive of both), not yet seen, oldest first.
+
+    Upbit's `/v1/trades/ticks` serves one UTC day per `days_ago` (none = today): when a day runs
+    out before the gap's start is reached and the gap began on an earlier UTC day, paging goes on
+    with `days_ago` + 1 (at most 7, Upbit's limit) and the same cursor.
+    """
     found: dict[int, Tick] = {}
     cursor: int | None = None
+    days_ago: int | None = None
+    after_day = after.ts_ms // 86_400_000
     for _ in range(max_pages):
-        rows = await rest.trades_ticks(after.market, count=page_size, cursor=cursor)
+        rows = await rest.trades_ticks(after.market, count=page_size, cursor=cursor, days_ago=days_ago)
         if not rows:
+            if _earlier_day_left(after_day, days_ago, until):
+                days_ago = (days_ago or 0) + 1
+                continue
             break
         reached = False
         for row in rows:  # newest first
@@ -109,10 +119,23 @@ async def backfill_trades(
             if _in_gap(t, after, until) and t not in seen:
                 found[t.seq] = t
         oldest = rows[-1]
-        if reached or len(rows) < page_size or oldest.get("sequential_id") is None:
+        if reached or oldest.get("sequential_id") is None:
             break
         cursor = int(oldest["sequential_id"])
+        if len(rows) < page_size:  # this UTC day is exhausted
+            if not _earlier_day_left(after_day, days_ago, until):
+                break
+            days_ago = (days_ago or 0) + 1
     return sorted(found.values(), key=lambda t: (t.ts_ms, t.seq))
+
+
+def _earlier_day_left(after_day: int, days_ago: int | None, until: Tick | None) -> bool:
+    """True while the gap's start lies on a UTC day before the one just paged (≤ 7 days back)."""
+    paged = days_ago or 0
+    if paged >= 7:
+        return False
+    reference_ms = until.ts_ms if until is not None else int(datetime.now(UTC).timestamp() * 1000)
+    return after_day < reference_ms // 86_400_000 - paged
 
 
 def _utc_iso(ms: int) -> str:

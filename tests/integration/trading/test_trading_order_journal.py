@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from dataclasses import asdict
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -37,8 +38,16 @@ def test_journal_row_equals_repository_row_and_is_idempotent(tmp_path):
     assert repo.record_order("at-r", "i1", *ARGS) is True
     a, b = repo.order("at-j"), repo.order("at-r")
     assert a is not None and b is not None
-    strip = lambda row: {k: v for k, v in vars(row).items() if k not in ("id", "identifier")}  # noqa: E731
+    strip = lambda row: {k: v for k, v in asdict(row).items() if k not in ("id", "identifier")}  # noqa: E731
     assert strip(a) == strip(b)
+    raw = sqlite3.connect(tmp_path / "j.db")
+    cols = (
+        "uuid, intent_id, market, side, ord_type, price, volume, krw_amount, state, reason,"
+        " executed_volume, paid_fee, avg_price, error, created_ts_ms, updated_ts_ms"
+    )
+    rows = raw.execute(f"SELECT {cols} FROM orders ORDER BY id").fetchall()
+    raw.close()
+    assert rows[0] == rows[1]  # byte for byte the same stored text
     assert a.state == "recorded" and a.price == D("5000000") and a.volume == D("0.001")
     assert [o.identifier for o in repo.unresolved_orders()] == ["at-j", "at-r"]
     journal.close()
@@ -120,11 +129,13 @@ async def test_fast_record_off_uses_the_repository(tmp_path):
 
 KILL_SCRIPT = """
 import os, signal, sys
+from dataclasses import asdict
 from decimal import Decimal as D
 from trader.storage.db import Database
 from trader.storage.repository import Repository
 journal = Repository(Database.open("sqlite:///" + sys.argv[1])).order_journal()
-assert journal.record("at-kill", "i1", "KRW-BTC", "ask", "market", None, D("0.5"), None, "stop_loss", 1) is True
+args = ("KRW-BTC", "ask", "market", None, D("0.5"), None, "stop_loss", 1)
+assert journal.record("at-kill", "i1", *args) is True
 os.kill(os.getpid(), signal.SIGKILL)
 """
 

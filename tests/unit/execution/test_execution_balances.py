@@ -96,7 +96,7 @@ async def test_sell_after_a_settled_buy_is_sized_from_the_cache_without_a_rest_r
 
 
 async def test_stale_cache_insufficient_funds_rereads_rest_and_resizes_once():
-    ex, pf, om = setup()
+    ex, _pf, om = setup()
     await om.execute(buy())
     await settle(om)
     ex.coin["BTC"] = D("0.015")  # sold by hand on the same account: our cache says 0.02

@@ -100,11 +100,18 @@ class FakeTrades:
         self.calls: list[Any] = []
         self.fail = fail
 
-    async def trades_ticks(self, market: str, count: int = 200, cursor: Any = None) -> list[dict[str, Any]]:
-        self.calls.append(cursor)
+    day_scoped = False  # like real Upbit: one UTC day per days_ago (None = the newest trade's day)
+
+    async def trades_ticks(self, market: str, count: int = 200, cursor: Any = None,
+                           *, days_ago: int | None = None) -> list[dict[str, Any]]:
+        self.calls.append(cursor if not self.day_scoped else (cursor, days_ago))
         if self.fail:
             raise RuntimeError("no trades endpoint")
         newest_first = sorted(self.rows, key=lambda r: -r["sequential_id"])
+        if self.day_scoped:
+            today = newest_first[0]["timestamp"] // 86_400_000
+            day = today - (days_ago or 0)
+            newest_first = [r for r in newest_first if r["timestamp"] // 86_400_000 == day]
         if cursor is not None:
             newest_first = [r for r in newest_first if r["sequential_id"] < int(cursor)]
         return newest_first[:count]
@@ -128,6 +135,22 @@ async def test_backfill_pages_back_to_the_last_seen_trade() -> None:
     ticks = await backfill_trades(rest, after, until, seen, page_size=500)
     assert [t.seq for t in ticks] == list(range(101, 1100))
     assert rest.calls == [None, 701, 201]
+
+
+async def test_backfill_crosses_utc_midnight_with_days_ago() -> None:
+    """A gap spanning 00:00 UTC: today's trades run out, paging goes on with days_ago=1."""
+    rest = FakeTrades(range(1, 41))
+    rest.day_scoped = True
+    for row in rest.rows:  # trades 1..20 yesterday (UTC), 21..40 today
+        shift = 0 if row["sequential_id"] > 20 else 20 * 60_000 + 3_600_000
+        row["timestamp"] = 86_400_000 + 60_000 * row["sequential_id"] - shift
+    seen = SeenTrades()
+    after = tick_from_rest_trade(rest.rows[9])  # seq 10, yesterday
+    until = tick_from_rest_trade(rest.rows[34])  # seq 35, today
+    seen.add(after)
+    ticks = await backfill_trades(rest, after, until, seen, page_size=8)
+    assert [t.seq for t in ticks] == list(range(11, 35))
+    assert (rest.calls[-1][1] or 0) == 1  # it asked for yesterday
 
 
 async def test_backfill_skips_seen_and_falls_back_to_candles() -> None:
