@@ -100,7 +100,10 @@ class FeedServer:
             ws.transport.abort()  # an abrupt drop, no close frame
 
     # the REST side of the same feed (newest first, cursor pages to older)
-    async def trades_ticks(self, market: str, count: int = 200, cursor: Any = None) -> list[dict[str, Any]]:
+    async def trades_ticks(self, market: str, count: int = 200, cursor: Any = None,
+                           *, days_ago: int | None = None) -> list[dict[str, Any]]:
+        if days_ago:  # all of this fake's history is "today"
+            return []
         rows = self.history[::-1]
         if cursor is not None:
             rows = [r for r in rows if r["sequential_id"] < int(cursor)]
