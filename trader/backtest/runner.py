@@ -94,35 +94,8 @@ class RunOutput:
 
 
 def _replay_exchange(ex: Exchange, market: str, last_ts: int, vol: list[float], price: float) -> None:
-    """Make the exchange look as if it saw these quiet trades one by one (no order can cross).
-
-    Prefers a public `Exchange.replay_quiet_trades(market, last_ts, volumes, last_price)` if
-    the simulator offers one; otherwise it repeats what
-    `Exchange.on_trade` does for a non-crossing trade: last price and time, the market clock and
-    the exponential average of trade volume that scales the synthetic book (same float ops, same
-    order, hence bit-identical).
-    """
-    replay = getattr(ex, "replay_quiet_trades", None)
-    if replay is not None:
-        replay(market, last_ts, vol, price)
-        return
-    st = ex._markets[market]
-    r = st.ref_vol
-    k, m = 0, len(vol)
-    while r == 0.0 and k < m:  # on_trade's "first volume seeds the average" rule
-        r = vol[k]
-        k += 1
-    if min(vol[k:], default=0.0) < 0.0:  # nonsense data: keep on_trade's rule on every trade
-        for v in vol[k:]:
-            r = v if r == 0.0 else r * 0.95 + v * 0.05
-    else:  # r > 0 and v >= 0 keep r > 0, so the rule's test can be dropped from the hot loop
-        for v in vol[k:]:
-            r = r * 0.95 + v * 0.05
-    st.ref_vol = r
-    st.last = price
-    st.last_ts = last_ts
-    if last_ts > ex._clock_ms:
-        ex._clock_ms = last_ts
+    """Make the exchange look as if it saw these quiet trades one by one (no order can cross)."""
+    ex.replay_quiet_trades(market, last_ts, vol, price)
 
 
 class Backtest:
