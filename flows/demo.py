@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,28 @@ def demo_strategy(source: Path, target: Path, resting_speed: float) -> Path:
         encoding="utf-8",
     )
     return target
+
+
+def _won(value: object) -> str:
+    """A KRW amount as a person reads it: thousands separators, no fraction of a won."""
+    return f"{Decimal(str(value)):,.0f}"
+
+
+def _exits_by_reason(db_url: str) -> str:
+    """Fills per reason from the database (what actually executed, not what was decided)."""
+    from collections import Counter
+
+    from trader.storage.db import Database
+    from trader.storage.repository import Repository
+
+    with Database.open(db_url) as db:
+        counts = Counter(f.reason or "?" for f in Repository(db).fills())
+    return ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items())) or "none"
+
+
+def _ms_pair(summary: dict) -> str:
+    p50, worst = summary.get("tick_to_order_ms_p50"), summary.get("tick_to_order_ms_max")
+    return "–" if p50 is None else f"{p50:.1f} / {worst:.1f}"
 
 
 def _table(rows: list[tuple[str, str]]) -> str:
@@ -176,13 +199,11 @@ def run_demo(args: argparse.Namespace) -> int:
         ("market time reached", datetime.fromtimestamp(last_ms / 1000, UTC).isoformat() if last_ms else "–"),
         ("ticks / decisions", f"{summary['ticks']:,} / {summary['decisions']}"),
         ("orders / fills / errors", f"{summary['orders']} / {summary['fills']} / {summary['errors']}"),
-        ("realized P&L (KRW)", summary["realized_pnl"]),
-        ("fees (KRW)", summary["fees"]),
-        ("KRW / coin at the end", f"{summary['krw']} / {summary['volume']}"),
-        (
-            "tick→order p50 / max (ms)",
-            f"{summary['tick_to_order_ms_p50']} / {summary['tick_to_order_ms_max']}",
-        ),
+        ("fills by reason", _exits_by_reason(os.environ["TRADER_DATABASE_URL"])),
+        ("realized P&L (KRW)", _won(summary["realized_pnl"])),
+        ("fees (KRW)", _won(summary["fees"])),
+        ("KRW / coin at the end", f"{_won(summary['krw'])} / {Decimal(summary['volume']).normalize():f}"),
+        ("tick→order p50 / max (ms)", _ms_pair(summary)),
         ("report", result["subject"]),
         ("report HTML", files.get("html", "–")),
         ("charts", ", ".join(Path(p).name for k, p in files.items() if str(p).endswith(".png"))),

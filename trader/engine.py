@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -86,6 +87,7 @@ class TradingLoop:
         reconcile_on_start: bool = True,
         reconcile_grace_s: float = 2.0,
         om_options: dict[str, Any] | None = None,
+        gil_switch_interval_s: float | None = 0.001,
     ) -> None:
         self.config = config
         self.market: str = config.market
@@ -126,6 +128,10 @@ class TradingLoop:
         self._next_equity_ms = 0
         self._last_status = 0.0
         self.stop_reason = ""
+        # worker threads (database writes) holding SQLite's write lock wait for the GIL while the
+        # loop thread parses ticks: a 5 ms default switch interval stretches every such lock hold
+        # (and the hand-back of their results) by up to 5 ms. Set while running, then restored.
+        self.gil_switch_interval_s = gil_switch_interval_s
 
     # ---- accessors ---------------------------------------------------------------------------
     @property
@@ -191,6 +197,15 @@ class TradingLoop:
     # ---- the loop -------------------------------------------------------------------------
     async def run(self) -> LoopStats:
         """start(), then consume the market stream until stopped; always shuts down cleanly."""
+        previous_switch = sys.getswitchinterval()
+        if self.gil_switch_interval_s is not None:
+            sys.setswitchinterval(self.gil_switch_interval_s)
+        try:
+            return await self._run()
+        finally:
+            sys.setswitchinterval(previous_switch)
+
+    async def _run(self) -> LoopStats:
         await self.start()
         tasks: list[asyncio.Task[Any]] = []
         if self.order_events is not None:

@@ -63,6 +63,8 @@ from trader.upbit.rules import FEE_RATE, MIN_ORDER_KRW, quantize_volume, round_p
 log = logging.getLogger("trader.execution")
 
 DEFAULT_LIMIT_TIMEOUT_S = 30.0
+JOURNAL_WAIT_S = 0.05  # how long the loop polls a busy write lock before the worker-thread path
+JOURNAL_POLL_S = 0.0005
 _RESTING = (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
 
 
@@ -633,10 +635,7 @@ class OrderManager:
             intent.reason,
             self.clock(),
         )
-        journal = self._order_journal()
-        # the fast path: one INSERT on a dedicated connection, on this thread, never waiting for
-        # the write lock (None = busy or unavailable: record through the worker thread instead)
-        recorded = journal.record(*args) if journal is not None else None
+        recorded = await self._journal_record(args)
         if recorded is None:
             await asyncio.to_thread(self.repo.record_order, *args)
             order.record_path = "thread"
@@ -649,6 +648,23 @@ class OrderManager:
             self.balances.invalidate(*currencies_of(order.market))
         crashpoint("before_send")
         await self._send(order)
+
+    async def _journal_record(self, args: tuple[Any, ...]) -> bool | None:
+        """The fast path: one INSERT on a dedicated connection, on this thread, never waiting
+        for the write lock. Another writer holds it for a commit (~1–5 ms with an fsync): poll
+        the lock from the loop (which keeps serving ticks) for up to JOURNAL_WAIT_S rather than
+        block a worker thread in SQLite's busy handler, whose sleeps grow 1, 2, 5, 10, 15… ms.
+        None = not recorded (no journal, or still busy): use the worker-thread path."""
+        journal = self._order_journal()
+        if journal is None:
+            return None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + JOURNAL_WAIT_S
+        while True:
+            recorded: bool | None = journal.record(*args)
+            if recorded is not None or loop.time() >= deadline:
+                return recorded
+            await asyncio.sleep(JOURNAL_POLL_S)
 
     def _order_journal(self) -> Any:
         """The repository's loop-thread order journal (opened once), or None."""

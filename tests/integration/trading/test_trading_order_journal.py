@@ -118,6 +118,32 @@ async def test_order_manager_records_on_the_journal_and_falls_back_when_the_lock
     db.close()
 
 
+async def test_a_short_lock_hold_is_waited_out_on_the_loop_not_in_a_worker_thread(tmp_path):
+    db, repo = open_repo(tmp_path / "short.db")
+    _ex, om = manager(repo)
+    other = sqlite3.connect(tmp_path / "short.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def ticker() -> None:  # the loop keeps running while the order waits for the lock
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    spinner = asyncio.create_task(ticker())
+    timer = threading.Timer(0.005, lambda: other.execute("COMMIT"))
+    timer.start()
+    order = await om.submit_intent_fast(buy("b1"))
+    timer.join()
+    spinner.cancel()
+    other.close()
+    assert order.record_path == "journal" and ticks > 1
+    assert repo.order(order.identifier) is not None
+    om.close()
+    db.close()
+
+
 async def test_fast_record_off_uses_the_repository(tmp_path):
     db, repo = open_repo(tmp_path / "off.db")
     _ex, om = manager(repo, fast_record=False)
