@@ -13,7 +13,11 @@ Printed figures:
 - lag: receive time − (simulator start + market offset), relative to the least-lagged message:
   p50/p99/max, and how many messages lagged more than 50 ms;
 - tick received → order request out: from the loop's `on_tick` entry to the httpx request hook
-  of `POST /v1/orders` (the moment the request is handed to the transport), p50/p99/max;
+  of `POST /v1/orders` (the moment the request is handed to the transport), p50/p99/max, split
+  into plan (strategy, task start, sizing incl. the free-balance guard), record (the
+  record-before-send commit) and the exchange client's own time (SDK request build, signing);
+  how each order was recorded (loop-thread journal or worker-thread fallback) and the balance
+  cache's hits/misses;
 - CPU of the trader: (user + system) / wall over the run, in cores.
 Targets: nothing dropped, p99 tick→order < 2 ms, CPU < 1 core.
 

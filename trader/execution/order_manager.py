@@ -2,15 +2,19 @@
 
 Rules this module enforces (see DESIGN.md):
 - every order carries `identifier` derived from the intent (attempt 0) or from the intent plus
-  an attempt number (re-price / fallback orders), recorded with `repo.record_order` BEFORE the
-  request goes out, so a retry or a restart can never double it;
+  an attempt number (re-price / fallback orders), recorded BEFORE the request goes out, so a
+  retry or a restart can never double it (on the loop's thread through the repository's
+  `order_journal()` when it has one — a WAL commit that survives kill -9 — else through
+  `repo.record_order` on a worker thread);
 - `RetryableError` on send → retry with the same identifier after `retry_after`;
   `AmbiguousOrderError` → the order is IN_DOUBT: look it up by identifier, and only when it is
   still not found after a grace period re-send with the SAME identifier (a duplicate is refused
   by the exchange with `duplicated_identifier`, which means "it exists: look it up");
 - every fill is committed (`repo.record_fill`) BEFORE `portfolio.apply_fill`;
 - a market sell first cancels our resting sells of the market and is sized from the exchange's
-  free balance (sizing.py); a market buy ending `cancel` with executed volume is filled.
+  free balance (sizing.py), taken from the balance cache when it is known fresh (balances.py)
+  and read over REST otherwise; `insufficient_funds_*` re-reads REST and resizes once;
+  a market buy ending `cancel` with executed volume is filled.
 
 `submit_intent_fast` only records and sends (the latency-critical half: a stop must reach the
 exchange within 100 ms of its tick); `confirm` waits for the outcome, records fills and applies
@@ -211,6 +215,7 @@ class OrderManager:
         # record-before-send on the loop's thread (a dedicated SQLite connection), when the
         # repository offers one; the worker-thread `record_order` stays the fallback
         self._journal: Any = None
+        self._fast_record = fast_record
         self._journal_tried = not fast_record
 
     # ---- public API ------------------------------------------------------------------------
@@ -683,6 +688,7 @@ class OrderManager:
         if self._journal is not None:
             self._journal.close()
             self._journal = None
+        self._journal_tried = not self._fast_record  # reopened if the manager is used again
         if self._balance_refresh is not None:
             self._balance_refresh.cancel()
 

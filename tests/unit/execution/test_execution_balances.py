@@ -158,3 +158,46 @@ async def test_open_order_on_the_market_bypasses_the_cache():
     await om.execute(sell(iid="s2"))
     assert ex.calls[0] == "accounts"  # REST, and the resting sell was cancelled first
     assert ex.coin["BTC"] == 0
+
+
+class StateRepo(FakeRepo):
+    def __init__(self) -> None:
+        super().__init__()
+        self.states: dict[str, dict] = {}
+
+    def load_strategy_state(self, name: str):
+        return self.states.get(name)
+
+    def save_strategy_state(self, name: str, state, ts_ms: int) -> None:
+        self.states[name] = dict(state)
+
+
+class QuietStrategy:
+    def on_tick(self, tick, view):
+        return []
+
+    def state_dict(self):
+        return {}
+
+
+async def test_loop_tunes_the_gil_switch_interval_while_running_and_warms_the_cache():
+    import sys
+    from types import SimpleNamespace
+
+    from trader.domain import Tick
+    from trader.engine import TradingLoop
+
+    seen: list[float] = []
+    before = sys.getswitchinterval()
+
+    async def stream():
+        seen.append(sys.getswitchinterval())
+        yield Tick(MARKET, 1, 5_000_000.0, 0.1, "BID", 1)
+
+    ex = FakeExchange(D("1000000"), D("5000000"))
+    cfg = SimpleNamespace(market=MARKET)
+    loop = TradingLoop(cfg, ex, stream(), StateRepo(), Portfolio(D("1000000")), strategy=QuietStrategy(),
+                       reconcile_on_start=False, gil_switch_interval_s=0.002)  # fmt: skip
+    await loop.run()
+    assert seen == [0.002] and sys.getswitchinterval() == before
+    assert "accounts" in ex.calls  # the start-up refresh of the balance cache
