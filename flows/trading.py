@@ -290,14 +290,13 @@ async def trading(
     so a fast replay waits for our orders as the real market effectively does (flows/lockstep.py);
     while only resting limit orders are in flight it replays at `sim_resting_speed` × real time.
     """
-    from trader.engine import Observers, TradingLoop
+    from trader.engine import Observers, TradingLoop, trading_streams
     from trader.portfolio import Portfolio
     from trader.run_cli import parse_ts
     from trader.storage.db import Database, redact_url
     from trader.storage.repository import Repository
     from trader.strategy.config import load_strategy
     from trader.upbit.rest import UpbitRestClient
-    from trader.upbit.ws import UpbitWebSocket, subscription
 
     logger = get_run_logger()
     await back_off()
@@ -315,10 +314,7 @@ async def trading(
     )
     db = Database.open(url)
     rest = UpbitRestClient(*keys, rest_url)
-    public = UpbitWebSocket(ws_url, subscriptions=[subscription("trade", [market])], rest=rest)
-    private = UpbitWebSocket(
-        private_ws_url, subscriptions=[subscription("myOrder", [market])], private_auth=keys
-    )
+    public, private = trading_streams(market, ws_url, private_ws_url, keys, rest)
     stream: AsyncIterable[Any] = (
         public if fail_after_ticks is None else failing_after(public, fail_after_ticks)
     )

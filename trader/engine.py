@@ -421,3 +421,23 @@ class TradingLoop:
         log.info(
             "stopped reason=%s ticks=%d orders=%d", self.stop_reason, self.stats.ticks, self.stats.orders
         )
+
+
+def trading_streams(
+    market: str, ws_url: str, private_ws_url: str, keys: tuple[str, str], rest: Any
+) -> tuple[Any, Any]:
+    """The two WebSocket streams a trading loop needs: public trades of its market (gaps
+    backfilled from `rest`) and the private order/asset events.
+
+    myAsset matters for latency as well as correctness: a balance change voids the order
+    manager's free-balance cache at once, so a sell rarely needs a REST read before it goes out.
+    """
+    from trader.upbit.ws import UpbitWebSocket, subscription
+
+    public = UpbitWebSocket(ws_url, subscriptions=[subscription("trade", [market])], rest=rest)
+    private = UpbitWebSocket(
+        private_ws_url,
+        subscriptions=[subscription("myOrder", [market]), subscription("myAsset")],
+        private_auth=keys,
+    )
+    return public, private

@@ -178,14 +178,13 @@ async def _run(args: argparse.Namespace, config: Any) -> int:
     import signal
 
     from trader.config import load_settings
-    from trader.engine import TradingLoop
+    from trader.engine import TradingLoop, trading_streams
     from trader.execution.reconcile import ReconcileMismatch
     from trader.portfolio import Portfolio
     from trader.storage.db import Database, redact_url
     from trader.storage.repository import Repository
     from trader.upbit.errors import UpbitError
     from trader.upbit.rest import UpbitRestClient
-    from trader.upbit.ws import UpbitWebSocket, subscription
 
     settings = load_settings()
     venue = resolve_venue(args, settings, start_sim=True, market=config.market)
@@ -197,13 +196,7 @@ async def _run(args: argparse.Namespace, config: Any) -> int:
         raise
     repo = Repository(db)
     rest = UpbitRestClient(*venue.keys, venue.rest_url)
-    public = UpbitWebSocket(venue.ws_url, subscriptions=[subscription("trade", [config.market])], rest=rest)
-    private = UpbitWebSocket(
-        venue.private_ws_url,
-        # myAsset: balance changes void the order manager's free-balance cache at once
-        subscriptions=[subscription("myOrder", [config.market]), subscription("myAsset")],
-        private_auth=venue.keys,
-    )
+    public, private = trading_streams(config.market, venue.ws_url, venue.private_ws_url, venue.keys, rest)
     loop = TradingLoop(
         config,
         rest,
