@@ -19,10 +19,9 @@ from prefect.cache_policies import NO_CACHE
 )
 def write_snapshot(db_url: str, out_dir: str, day: date) -> dict[str, Any]:
     """Write `day`'s parquet snapshot under `out_dir` (re-running replaces the same files)."""
-    from trader.storage.repository import Repository
-
     from trader.storage import parquet
     from trader.storage.db import Database
+    from trader.storage.repository import Repository
 
     with Database.open(db_url) as db:
         result = parquet.write_snapshot(Repository(db), Path(out_dir), day=day)
