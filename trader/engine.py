@@ -5,6 +5,8 @@ the market stream differ. The loop never waits for a fill: each intent runs as a
 (`OrderManager.submit_intent_fast` then `confirm`), and the market stays `pending` in the
 strategy's view meanwhile. On start it reconciles (crash-only: start-up and recovery are one
 path); on stop it waits a bounded time for in-flight orders, saves the strategy state and returns.
+Market time is the last tick's timestamp: the order manager it builds times limit orders by it
+(`market_clock`, woken per tick by `note_market_time`), as the backtest does.
 
 Observers (`on_decision`, `on_fill`, `on_result`, `on_status`) let a caller such as the Prefect
 flow render progress without the loop knowing about it. Logs are `key=value`, never keys.
@@ -105,7 +107,8 @@ class TradingLoop:
             clock=clock,
             price_source=self._price,
             on_fill=self._on_fill,
-            **(om_options or {}),
+            # limit-order timeouts count in market time, as in the backtest (order_manager.py)
+            **{"market_clock": self._market_now, **(om_options or {})},
         )
         self._namespace_given = namespace
         self._confirm = confirm or self.om.confirm
@@ -154,6 +157,10 @@ class TradingLoop:
         return (
             Decimal(repr(self.last_price)) if self.last_price is not None and market == self.market else None
         )
+
+    def _market_now(self) -> int | None:
+        """Market time: the last tick's ts_ms (None before the first tick of our market)."""
+        return self.stats.last_tick_ts_ms or None
 
     def stop(self, reason: str = "stop requested") -> None:
         """Ask the loop to finish (signal handlers call this)."""
@@ -271,6 +278,7 @@ class TradingLoop:
         self.stats.last_tick_ts_ms = tick.ts_ms
         self.last_price = tick.price
         om = self.om
+        om.note_market_time(tick.ts_ms)  # wakes a limit order whose market-time timeout is due
         pending = False
         if self.inflight:
             # a resting take-profit must not silence the stop-loss: only other orders block

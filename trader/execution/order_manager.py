@@ -16,6 +16,12 @@ Rules this module enforces (see DESIGN.md):
   and read over REST otherwise; `insufficient_funds_*` re-reads REST and resizes once;
   a market buy ending `cancel` with executed volume is filled.
 
+Limit-order timeouts (`timeout_s`) are counted in MARKET time (the last tick's ts_ms, through
+`market_clock`) when the manager has one, as the backtest counts them: live (market ≈ wall time),
+paper at any replay speed and the backtest then mean the same thing. A wall-clock safety net
+(`limit_wall_limit_s`) still ends the wait when the feed stalls. Without a market clock the
+timeout is wall time, as before.
+
 `submit_intent_fast` only records and sends (the latency-critical half: a stop must reach the
 exchange within 100 ms of its tick); `confirm` waits for the outcome, records fills and applies
 the limit-order timeout policy. `execute` is both.
@@ -70,10 +76,26 @@ DEFAULT_LIMIT_TIMEOUT_S = 30.0
 JOURNAL_WAIT_S = 0.05  # how long the loop polls a busy write lock before the worker-thread path
 JOURNAL_POLL_S = 0.0005
 _RESTING = (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
+# Wall-clock safety net of a limit order timed by market time: a feed that stalls (a dropped
+# WebSocket, a paused replay, a market without trades) must not leave the order resting forever.
+# Generous on purpose: paper lockstep pauses the replay while orders are handled (wall time
+# passes, market time does not), and live the market clock runs at wall speed anyway.
+LIMIT_WALL_FACTOR = 5.0
+LIMIT_WALL_MARGIN_S = 60.0
+_NEVER = 1 << 62  # a market time no tick reaches (no market deadline pending)
 
 
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def limit_wall_limit_s(
+    timeout_s: float, factor: float = LIMIT_WALL_FACTOR, margin_s: float = LIMIT_WALL_MARGIN_S
+) -> float:
+    """Wall seconds after which a limit order timed by market time is cancelled anyway:
+    max(factor × timeout_s, timeout_s + margin_s) — 600 s for 120 s, 62 s for 2 s."""
+    timeout_s = max(timeout_s, 0.0)
+    return max(factor * timeout_s, timeout_s + margin_s)
 
 
 def attempt_identifier(intent: Intent, namespace: str, attempt: int) -> str:
@@ -106,6 +128,7 @@ class ManagedOrder:
     planned_ns: int = 0  # perf_counter_ns when sizing was done (latency breakdown)
     recorded_ns: int = 0  # perf_counter_ns when the record-before-send commit returned
     sent_ns: int = 0  # perf_counter_ns just before the order request went out
+    sent_market_ms: int | None = None  # market time (last tick ts) when it went out, if known
     record_path: str = ""  # "journal" (loop thread) | "thread" (worker thread) | "" (not recorded)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -184,6 +207,9 @@ class OrderManager:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         balance_max_age_s: float | None = DEFAULT_MAX_AGE_S,
         fast_record: bool = True,
+        market_clock: Callable[[], int | None] | None = None,
+        limit_wall_factor: float = LIMIT_WALL_FACTOR,
+        limit_wall_margin_s: float = LIMIT_WALL_MARGIN_S,
     ) -> None:
         self.exchange = exchange
         self.repo = repo
@@ -202,6 +228,13 @@ class OrderManager:
         self.price_source = price_source
         self.on_fill = on_fill
         self._sleep = sleep
+        # market time in ms (the last tick's ts_ms, None before any tick): limit timeouts count
+        # in it when given (see the module docstring); `note_market_time` wakes their waits
+        self.market_clock = market_clock
+        self.limit_wall_factor = limit_wall_factor
+        self.limit_wall_margin_s = limit_wall_margin_s
+        self._market_deadlines: dict[ManagedOrder, int] = {}
+        self._next_market_deadline = _NEVER
         self._by_identifier: dict[str, ManagedOrder] = {}
         self._by_uuid: dict[str, ManagedOrder] = {}
         self._chains: dict[int, list[ManagedOrder]] = {}  # a resized order -> all orders of its intent
@@ -331,8 +364,14 @@ class OrderManager:
         """Wait until the order is final or `timeout_s` passes (then cancel it and wait for final).
 
         myOrder events (`notify`) wake the wait early; REST `get_order` is the truth, polled at
-        `poll_interval_s` as the fallback when no event comes.
+        `poll_interval_s` as the fallback when no event comes. With a market clock `timeout_s`
+        is market time since the order went out (see `_wait_limit_market`).
         """
+        if self.market_clock is not None:
+            await self._wait_limit_market(order, timeout_s, self.market_clock)
+            if not order.is_final:
+                await self.cancel(order)
+            return order
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(timeout_s, 0.0)
         while not order.is_final:
@@ -344,6 +383,57 @@ class OrderManager:
         if not order.is_final:
             await self.cancel(order)
         return order
+
+    async def _wait_limit_market(
+        self, order: ManagedOrder, timeout_s: float, market_clock: Callable[[], int | None]
+    ) -> None:
+        """Wait until final, or market time reaches sent + timeout_s (the backtest's rule: timed
+        out on the first trade at or after the deadline), or the wall safety net passes.
+
+        The deadline counts from the market time when the order went out; an order sent before
+        any tick counts from the first market time seen. Ticks wake the wait through
+        `note_market_time` once the deadline is reached; every wake and poll re-reads the clock.
+        """
+        loop = asyncio.get_running_loop()
+        timeout_ms = int(max(timeout_s, 0.0) * 1000)
+        wall_s = limit_wall_limit_s(timeout_s, self.limit_wall_factor, self.limit_wall_margin_s)
+        wall_limit = loop.time() + wall_s
+        start = order.sent_market_ms
+        deadline: int | None = None
+        try:
+            while not order.is_final:
+                now_ms = market_clock()
+                if deadline is None:
+                    origin = start if start is not None else now_ms
+                    deadline = None if origin is None else origin + timeout_ms
+                if deadline is not None:
+                    if now_ms is not None and now_ms >= deadline:
+                        break
+                    if order not in self._market_deadlines:  # (again) ask to be woken by a tick
+                        self._market_deadlines[order] = deadline
+                        self._next_market_deadline = min(self._next_market_deadline, deadline)
+                remaining = wall_limit - loop.time()
+                if remaining <= 0:
+                    log.warning(
+                        "limit order timed out by the wall clock (market time stalled) identifier=%s",
+                        order.identifier,
+                    )
+                    break
+                await self._wait_wake(order, min(self.poll_interval_s, remaining))
+                await self.refresh(order)
+        finally:
+            if self._market_deadlines.pop(order, None) is not None:
+                self._next_market_deadline = min(self._market_deadlines.values(), default=_NEVER)
+
+    def note_market_time(self, ts_ms: int) -> None:
+        """The market clock moved to `ts_ms` (called per tick: an int compare unless a limit
+        order's market deadline is reached, whose wait is then woken at once)."""
+        if ts_ms >= self._next_market_deadline:
+            due = [o for o, d in self._market_deadlines.items() if d <= ts_ms]
+            for o in due:
+                del self._market_deadlines[o]
+                o.wake.set()
+            self._next_market_deadline = min(self._market_deadlines.values(), default=_NEVER)
 
     async def cancel(self, order: ManagedOrder) -> ManagedOrder:
         """Cancel and wait until the exchange reports the order final (cancel is asynchronous)."""
@@ -696,6 +786,8 @@ class OrderManager:
         retries = 0
         while True:
             order.sent_ns = time.perf_counter_ns()
+            if self.market_clock is not None:
+                order.sent_market_ms = self.market_clock()
             try:
                 snap = await self.exchange.create_order(
                     order.market,

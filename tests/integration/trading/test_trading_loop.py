@@ -58,6 +58,31 @@ async def test_limit_entry_that_does_not_fill_is_cancelled_and_bought_at_market(
         assert rig.loop.portfolio.krw == krw
 
 
+async def test_limit_timeout_counts_in_market_time_of_the_ticks_not_wall_time(make_sim, tmp_path):
+    sim = make_sim(krw=1_000_000)
+    cfg = strategy(sim.market, limit_orders={"use_for": ["entry"], "offset_ticks": 20, "timeout_s": 600,
+                                             "on_timeout": "market"})  # fmt: skip
+    decided: list[int] = []
+    observers = Observers(on_decision=lambda tick, intent: decided.append(tick.ts_ms))
+    async with LoopRig(sim, cfg, tmp_path / "t.db", observers=observers) as rig:
+        p = rig.price()
+        await rig.push(p)
+        resting = lambda: [o.state for o in rig.repo.orders()] == ["wait"]  # noqa: E731
+        await wait_for(lambda: decided and resting(), what="limit entry resting")
+        ticks = rig.loop.stats.ticks
+        push = rig.sim.control.push_prices
+        await asyncio.to_thread(push, [p], timestamps=[decided[0] + 599_000], mode="now")
+        await wait_for(lambda: rig.loop.stats.ticks > ticks, what="tick 599 s later")
+        await asyncio.sleep(0.2)  # the wait re-reads the market clock on that tick: not due yet
+        assert resting() and rig.loop.inflight
+        await asyncio.to_thread(push, [p], timestamps=[decided[0] + 600_000], mode="now")
+        # 10 minutes of market time in well under a second of wall time: cancelled, then market
+        await wait_for(lambda: not rig.loop.inflight, what="timed out by market time")
+        orders = rig.repo.orders()
+        assert [(o.ord_type, o.state) for o in orders] == [("limit", "cancel"), ("price", "done")]
+        assert rig.loop.portfolio.position(cfg.market).volume > 0
+
+
 async def test_restart_resolves_an_order_sent_but_never_confirmed(make_sim, tmp_path):
     """A crash after sending: the order is in the DB as submitted, its fill is not. The next start
     looks it up by identifier, books the fill once, and the strategy learns the outcome."""

@@ -48,14 +48,6 @@ def test_offline_env(tmp_path: Path) -> None:
     assert "PREFECT_API_URL" not in ephemeral and ephemeral["PREFECT_SERVER_EPHEMERAL_ENABLED"] == "true"
 
 
-def test_demo_strategy_scales_the_limit_timeout_to_the_resting_pace(tmp_path: Path) -> None:
-    src = tmp_path / "s.yaml"
-    src.write_text("market: KRW-ETH\nlimit_orders: {timeout_s: 120, on_timeout: market}\n", encoding="utf-8")
-    out = yaml.safe_load(demo.demo_strategy(src, tmp_path / "out.yaml", 60.0).read_text(encoding="utf-8"))
-    assert out["limit_orders"] == {"timeout_s": 2.0, "on_timeout": "market"}
-    assert out["market"] == "KRW-ETH"
-
-
 def test_demo_span_is_converted_from_kst_to_utc() -> None:
     assert demo._kst_to_utc_iso("2024-01-01T09:00", 21) == "2024-01-22T00:00:00"
 
