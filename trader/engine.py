@@ -286,6 +286,10 @@ class TradingLoop:
             pending = any(iid not in resting for iid in self.inflight)
         view = self.portfolio.view(self.market, pending=pending, krw_reserved=om.reserved_krw())
         intents = self.strategy.on_tick(tick, view)
+        if intents and self.inflight:
+            # a resting take-profit does not block decisions (so a stop can fire), but the
+            # strategy keeps re-emitting it until its result arrives: it is already being executed
+            intents = [i for i in intents if i.intent_id not in self.inflight]
         for intent in intents:
             self.stats.decisions += 1
             log.info(

@@ -171,3 +171,29 @@ async def test_stop_loss_fires_while_a_take_profit_limit_sell_rests_and_cancels_
         krw, coin = await rig.exchange_totals()
         pf = rig.loop.portfolio
         assert coin == 0 and pf.krw == krw and pf.position(cfg.market).volume == 0
+
+
+async def test_a_resting_take_profit_is_decided_once_however_many_ticks_pass(make_sim, tmp_path):
+    """While a take-profit limit sell rests, the strategy keeps seeing the same gain; the loop
+    must not start the same intent again on every tick (orphaned tasks, repeated sends)."""
+    sim = make_sim(krw=1_000_000)
+    cfg = strategy(
+        sim.market,
+        exits={"take_profit": [{"gain": 0.01, "sell": 0.5}], "stop_loss": 0.03},
+        limit_orders={"use_for": ["take_profit"], "offset_ticks": 30, "timeout_s": 600},
+    )
+    decided: list[str] = []
+    observers = Observers(on_decision=lambda tick, intent: decided.append(intent.intent_id))
+    async with LoopRig(sim, cfg, tmp_path / "t.db", observers=observers) as rig:
+        p = rig.price()
+        await rig.push(p)
+        await wait_for(lambda: rig.loop.portfolio.position(cfg.market).volume > 0 and not rig.loop.inflight,
+                       what="entry")  # fmt: skip
+        await rig.push(p * 1.012)
+        resting = lambda: any(o.state == "wait" and o.side == "ask" for o in rig.repo.orders())  # noqa: E731
+        await wait_for(resting, what="take-profit resting")
+        await rig.push(p * 1.013, p * 1.0125, p * 1.014, p * 1.013)  # still in profit, still resting
+        await wait_for(lambda: rig.loop.stats.ticks >= 6, what="ticks")
+        take_profits = [i for i in decided if i.endswith(":take_profit_1")]
+        assert len(take_profits) == 1, decided
+        assert sum(o.reason == "take_profit_1" for o in rig.repo.orders()) == 1
