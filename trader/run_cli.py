@@ -72,7 +72,9 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # request lines carry no keys, but are noise
+    # request lines and migration chatter carry no keys, but bury the decisions
+    for noisy in ("httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _ws_urls(base_http: str) -> tuple[str, str]:
