@@ -90,6 +90,7 @@ class TradingLoop:
         reconcile_grace_s: float = 2.0,
         om_options: dict[str, Any] | None = None,
         gil_switch_interval_s: float | None = 0.001,
+        after_tick: Callable[[Tick], Awaitable[None]] | None = None,
     ) -> None:
         self.config = config
         self.market: str = config.market
@@ -135,6 +136,10 @@ class TradingLoop:
         # loop thread parses ticks: a 5 ms default switch interval stretches every such lock hold
         # (and the hand-back of their results) by up to 5 ms. Set while running, then restored.
         self.gil_switch_interval_s = gil_switch_interval_s
+        # lockstep (opt-in): awaited after each tick, once its orders are out (market orders:
+        # confirmed), e.g. to ack the trade to a lockstep simulator; None keeps the hot path as is
+        self.after_tick = after_tick
+        self._sent: dict[str, asyncio.Event] = {}
 
     # ---- accessors ---------------------------------------------------------------------------
     @property
@@ -247,9 +252,11 @@ class TradingLoop:
         n = 0
         async for event in self.market_stream:
             if isinstance(event, Tick):
-                await self.on_tick(event)
+                intents = await self.on_tick(event)
                 if self._stop.is_set():
                     return
+                if self.after_tick is not None:
+                    await self._settle_tick(event, intents)
                 n += 1
                 # a burst of buffered frames is consumed without ever suspending: yield so the
                 # order tasks (and finished DB writes) run now, not after the burst
@@ -257,6 +264,26 @@ class TradingLoop:
                     await asyncio.sleep(0)
             else:
                 self.om.notify(event)
+
+    async def _settle_tick(self, tick: Tick, intents: list[Intent]) -> None:
+        """Lockstep: wait until this tick's orders are sent (market ones: confirmed), then call
+        `after_tick`. A limit order rests on the book, so only its sending is awaited."""
+        for intent in intents:
+            task = self.inflight.get(intent.intent_id)
+            if task is None:
+                continue
+            if intent.limit_price is None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(task)
+            else:
+                sent = self._sent.get(intent.intent_id)
+                if sent is not None:
+                    waiter = asyncio.ensure_future(sent.wait())
+                    await asyncio.wait([waiter, task], return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+            self._sent.pop(intent.intent_id, None)
+        assert self.after_tick is not None
+        await self.after_tick(tick)
 
     async def _pump_order_events(self) -> None:
         assert self.order_events is not None
@@ -304,6 +331,8 @@ class TradingLoop:
             )
             if self.observers.on_decision:
                 self.observers.on_decision(tick, intent)
+            if self.after_tick is not None:
+                self._sent[intent.intent_id] = asyncio.Event()
             task = asyncio.create_task(self._execute(intent, tick, t0), name=f"intent-{intent.intent_id}")
             self.inflight[intent.intent_id] = task
         if tick.ts_ms >= self._next_equity_ms:
@@ -321,6 +350,10 @@ class TradingLoop:
         result: ExecutionResult | None = None
         try:
             order = await self.om.submit_intent_fast(intent, last_price=Decimal(repr(tick.price)), tick_ns=t0)
+            if self._sent:
+                sent = self._sent.get(intent.intent_id)
+                if sent is not None:
+                    sent.set()
             if order.sent_ns:
                 self.stats.orders += 1
                 self.stats.latencies_ns.append(order.sent_ns - t0)

@@ -43,6 +43,15 @@ def register(subparsers: Any) -> None:
     run.add_argument("--krw", type=Decimal, help="paper: initial KRW of the simulator started here")
     run.add_argument("--sim-data", help="paper: market data file for the simulator started here")
     run.add_argument("--sim-speed", default="1", help="paper: replay speed of the simulator started here")
+    run.add_argument(
+        "--lockstep",
+        action="store_true",
+        help="paper: the simulator (started here in lockstep mode at speed max, or a `sim --lockstep` at "
+        "--sim-url) waits for this loop to handle each trade before the next, so fills equal a backtest's",
+    )
+    run.add_argument("--sim-seed", type=int, help="paper: synthesizer seed of the simulator started here")
+    run.add_argument("--sim-ticks-per-candle", type=int, help="paper: trades per candle (simulator here)")
+    run.add_argument("--sim-start", help="paper: replay start of the simulator here (ISO; KST if naive)")
     run.add_argument("--max-runtime-s", type=float, help="stop after this many seconds")
     run.add_argument("--until-ts", help="stop at this market time (ISO 8601; naive = UTC)")
     run.add_argument("--namespace", help=argparse.SUPPRESS)
@@ -118,7 +127,16 @@ def resolve_venue(args: argparse.Namespace, settings: Any, *, start_sim: bool, m
             raise SystemExit("--paper needs --sim-url here (a simulator started now would be a new account)")
         from trader.sim.server import SimulatorProcess
 
-        sim_args = ["--speed", str(getattr(args, "sim_speed", "1"))]
+        lockstep = bool(getattr(args, "lockstep", False))
+        speed = str(getattr(args, "sim_speed", "1"))
+        # lockstep paces the feed by the loop's acks: real-time pacing on top would only slow it
+        sim_args = ["--speed", "max" if lockstep and speed == "1" else speed]
+        if lockstep:
+            sim_args += ["--lockstep"]
+        for flag, name in (("--seed", "sim_seed"), ("--ticks-per-candle", "sim_ticks_per_candle"),
+                           ("--start", "sim_start")):
+            if getattr(args, name, None) is not None:
+                sim_args += [flag, str(getattr(args, name))]
         if getattr(args, "krw", None) is not None:
             sim_args += ["--krw", str(args.krw)]
         if getattr(args, "sim_data", None):
@@ -166,6 +184,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except StrategyConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if getattr(args, "lockstep", False) and not args.paper:
+        print("error: --lockstep is for --paper runs on the simulator", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return asyncio.run(_run(args, config))
     except SystemExit as exc:
@@ -199,6 +220,11 @@ async def _run(args: argparse.Namespace, config: Any) -> int:
     repo = Repository(db)
     rest = UpbitRestClient(*venue.keys, venue.rest_url)
     public, private = trading_streams(config.market, venue.ws_url, venue.private_ws_url, venue.keys, rest)
+    lockstep_ack = None
+    if getattr(args, "lockstep", False):
+        from trader.sim.lockstep import LockstepAck
+
+        lockstep_ack = LockstepAck(public, venue.rest_url)
     loop = TradingLoop(
         config,
         rest,
@@ -209,6 +235,7 @@ async def _run(args: argparse.Namespace, config: Any) -> int:
         order_events=private,
         stop_at_ms=parse_ts(args.until_ts) if args.until_ts else None,
         max_runtime_s=args.max_runtime_s,
+        after_tick=lockstep_ack,
     )
     running = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -229,6 +256,8 @@ async def _run(args: argparse.Namespace, config: Any) -> int:
         await public.close()
         await private.close()
         await rest.close()
+        if lockstep_ack is not None:
+            await lockstep_ack.close()
         db.close()
         venue.close()
     s = loop.stats

@@ -73,6 +73,11 @@ class SimConfig:
     # subject to the same on/off switch as `rate_limit`. Off by default here so the shared test
     # fixtures (which reconnect quickly) keep working; `python -m trader sim` turns them on.
     ws_rate_limit: bool = False
+    # lockstep (opt-in): the feed applies one trade, then waits for the client's ack
+    # (POST /_sim/ack, or an "ACK <sequential_id>" text frame on the public WebSocket) before the
+    # next, as the backtest does; `ack_timeout_s` bounds the wait
+    lockstep: bool = False
+    ack_timeout_s: float = 10.0
 
 
 def load_trades(cfg: SimConfig) -> tuple[str, TradeArrays | None]:
@@ -107,6 +112,8 @@ class Simulator:
         self.hub = Hub()
         self.feed = Feed(self.exchange, self.market, trades, speed=cfg.speed, paused=cfg.paused,
                          publish=self._publish)
+        self.feed.lockstep = cfg.lockstep
+        self.feed.ack_timeout_s = cfg.ack_timeout_s
         for m in markets:
             self.feed.stats.setdefault(m, MarketStats(m))
         if cfg.prime:
@@ -175,7 +182,8 @@ class Simulator:
     def asgi(self) -> Starlette:
         # WS limits share the REST limiter, so --no-rate-limit and /_sim/rate_limit switch them too
         ws_limiter = self.limiter if self.config.ws_rate_limit else None
-        public = WsEndpoint(self.hub, self.snapshot, idle_s=self.config.idle_s, limiter=ws_limiter)
+        public = WsEndpoint(self.hub, self.snapshot, idle_s=self.config.idle_s, limiter=ws_limiter,
+                            on_ack=self.feed.ack if self.config.lockstep else None)
         private = WsEndpoint(self.hub, self.snapshot, authenticate=self.auth.decode,
                              idle_s=self.config.idle_s, limiter=ws_limiter)
 

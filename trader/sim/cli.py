@@ -40,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ticks-per-candle", type=int, default=8, help="synthesized trades per candle")
     p.add_argument("--start", default=None, help="replay from this time (ISO; KST unless an offset is given)")
     p.add_argument("--paused", action="store_true", help="start with the feed paused (see /_sim/resume)")
+    p.add_argument("--lockstep", action="store_true",
+                   help="apply one trade, then wait for the client's POST /_sim/ack before the next "
+                        "(paper runs then fill exactly as the backtest does)")
+    p.add_argument("--ack-timeout-s", type=float, default=10.0,
+                   help="lockstep: release the feed when no ack came within this time")
     p.add_argument("--no-rate-limit", action="store_true",
                    help="disable Upbit's request limits, REST and WebSocket (load tests)")
     p.set_defaults(func=run)
@@ -72,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
                     speed=args.speed, krw=args.krw, access_key=args.access_key, secret_key=args.secret_key,
                     seed=args.seed, strict=args.strict, market=args.market,
                     ticks_per_candle=args.ticks_per_candle, start=args.start, paused=args.paused,
-                    rate_limit=not no_limit, ws_rate_limit=not no_limit)
+                    rate_limit=not no_limit, ws_rate_limit=not no_limit, lockstep=args.lockstep,
+                    ack_timeout_s=args.ack_timeout_s)
     try:
         sim = Simulator(cfg)
     except (MarketDataError, ValueError) as exc:
@@ -97,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"Upbit simulator listening on http://{host}:{port}", flush=True)
         total = len(sim.feed.trades) if sim.feed.trades is not None else 0
         speed = "max" if cfg.speed is None else f"{cfg.speed:g}x"
+        if cfg.lockstep:
+            speed += " (lockstep)"
         print(f"market {sim.market}, {total} replay trades, speed {speed}, "
               f"ws ws://{host}:{port}/websocket/v1, controls http://{host}:{port}/_sim/state", flush=True)
         await task

@@ -1,7 +1,8 @@
 """The /_sim/ control endpoints (outside Upbit's namespace; JSON in and out; no auth).
 
 pause, resume, step N trades, push a price path, drop every WebSocket, fail the next N requests
-with a status, add latency, reset balances/orders, fund an account, query state and clock.
+with a status, add latency, ack a trade (lockstep), reset balances/orders, fund an account, query
+state and clock.
 """
 
 from __future__ import annotations
@@ -106,6 +107,15 @@ def control_routes(sim: Simulator) -> list[Route]:
         sim.limiter.reset()
         return _ok({"rate_limit": sim.limiter.enabled})
 
+    async def ack(request: Request) -> Response:
+        # lockstep: the client is done with the trade `seq` (its sequential_id); lets the next one go
+        if not feed.lockstep:
+            return _ok({"error": "the simulator is not in lockstep mode"}, 409)
+        body = await _body(request)
+        seq = body.get("seq")
+        released = feed.ack(int(seq) if seq is not None else None)
+        return _ok({"released": released, "acks": feed.acks})
+
     return [
         Route("/_sim/state", state, methods=["GET"]),
         Route("/_sim/pause", pause, methods=["POST"]),
@@ -118,4 +128,5 @@ def control_routes(sim: Simulator) -> list[Route]:
         Route("/_sim/reset", reset, methods=["POST"]),
         Route("/_sim/fund", fund, methods=["POST"]),
         Route("/_sim/rate_limit", rate_limit, methods=["POST"]),
+        Route("/_sim/ack", ack, methods=["POST"]),
     ]

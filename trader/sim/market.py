@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from array import array
 from bisect import bisect_left
@@ -27,6 +28,7 @@ from trader.sim.matching import Exchange
 from trader.sim.ws import SIMPLE_KEYS
 
 KST = timezone(timedelta(hours=9))
+log = logging.getLogger("trader.sim.feed")
 MIN_MS = 60_000
 DAY_MS = 86_400_000
 MINUTE_UNITS = (1, 3, 5, 10, 15, 30, 60, 240)
@@ -538,6 +540,14 @@ class Feed:
         self.backpressure: Callable[[], asyncio.Future | None] | None = None
         self.finished = False
         self.last_vol = 1.0
+        # lockstep (opt-in): one trade, then wait for the client's ack before the next one, so
+        # its orders meet the exchange as of that trade (the backtest's semantics)
+        self.lockstep = False
+        self.ack_timeout_s = 10.0
+        self.acks = 0
+        self.ack_timeouts = 0
+        self._acked = asyncio.Event()
+        self._lock_client = False  # a client has acked since the last timeout
 
     def stats_for(self, market: str) -> MarketStats | None:
         return self.stats.get(market)
@@ -617,6 +627,35 @@ class Feed:
         self._wake.set()
         return len(items)
 
+    # -------------------------------------------------------------- lockstep
+    def ack(self, seq: int | None = None) -> bool:
+        """The lockstep client is done with the trade `seq` (sequential_id; None = the last one).
+
+        A stale ack (an older trade's id) is ignored; returns whether it released the feed.
+        """
+        st = self.stats.get(self.market)
+        if seq is not None and st is not None and st.last_sid and seq < st.last_sid:
+            return False
+        self.acks += 1
+        self._lock_client = True
+        self._acked.set()
+        return True
+
+    async def _await_ack(self) -> None:
+        """Lockstep: block until the published trade is acked; without a client, wait for one."""
+        if not self._lock_client:
+            await self._acked.wait()
+            return
+        try:
+            await asyncio.wait_for(self._acked.wait(), timeout=self.ack_timeout_s)
+        except TimeoutError:
+            # the client is gone or stuck: release this trade, then wait for a client again
+            self.ack_timeouts += 1
+            self._lock_client = False
+            log.warning("lockstep: no ack within %.1fs at position %d; waiting for a client",
+                        self.ack_timeout_s, self.pos)
+            self._acked.set()
+
     # -------------------------------------------------------------- running
     def pause(self) -> None:
         self.paused = True
@@ -636,7 +675,10 @@ class Feed:
                 "position": self.pos, "total": len(tr) if tr is not None else 0,
                 "pending": len(self.pending), "applied": self.applied, "fills": self.fills,
                 "finished": self.pos >= (len(tr) if tr is not None else 0) and not self.pending,
-                "market": self.market, "last_price": self.exchange.last_price(self.market)}
+                "market": self.market, "last_price": self.exchange.last_price(self.market),
+                **({"lockstep": {"acks": self.acks, "timeouts": self.ack_timeouts,
+                                 "waiting": not self._acked.is_set(), "client": self._lock_client}}
+                   if self.lockstep else {})}
 
     async def run(self) -> None:
         """The replay loop: paced by the market clock, or by the readers at speed max."""
@@ -644,6 +686,9 @@ class Feed:
         while True:
             if self.paused:
                 await self._resume.wait()
+                continue
+            if self.lockstep and not self._acked.is_set():
+                await self._await_ack()
                 continue
             ts = self.peek_ts()
             if ts is None:
@@ -666,6 +711,9 @@ class Feed:
                 continue
             self.apply(*nxt)
             n += 1
+            if self.lockstep:
+                self._acked.clear()  # set again by the client's ack of this trade
+                continue
             if self.speed is None and self.backpressure is not None:
                 # speed max: go only as fast as the slowest reader drains its queue
                 fut = self.backpressure()

@@ -327,8 +327,11 @@ class WsEndpoint:
     def __init__(self, hub: Hub, snapshot: Callable[[str, str], dict | None], *,
                  authenticate: Callable[[str | None], Any] | None = None, idle_s: float = 120.0,
                  before_connect: Callable[[], Any] | None = None,
-                 limiter: RateLimiter | None = None) -> None:
+                 limiter: RateLimiter | None = None,
+                 on_ack: Callable[[int | None], Any] | None = None) -> None:
         self.hub = hub
+        # lockstep only: "ACK <sequential_id>" text frames release the feed (outside Upbit's protocol)
+        self.on_ack = on_ack
         self.snapshot = snapshot
         self.authenticate = authenticate
         self.idle_s = idle_s
@@ -396,6 +399,9 @@ class WsEndpoint:
                     raw = (message.get("text") or "").encode()
                 if conn.close_after is not None:
                     continue  # over the limit: closing once the error is sent
+                if self.on_ack is not None and raw[:4] == b"ACK ":
+                    self._ack(raw)
+                    continue
                 if raw.strip() != b"PING" and self._over_message_limit(conn):
                     # Upbit's exact answer is undocumented: a WebSocket error, then close (1008)
                     self.hub.unsubscribe_all(conn)
@@ -416,6 +422,15 @@ class WsEndpoint:
             sender.cancel()
             with contextlib.suppress(BaseException):
                 await sender
+
+    def _ack(self, raw: bytes) -> None:
+        assert self.on_ack is not None
+        arg = raw[4:].strip()
+        try:
+            seq = int(arg) if arg else None
+        except ValueError:
+            return  # a malformed ack releases nothing
+        self.on_ack(seq)
 
     def handle(self, conn: Conn, raw: bytes) -> None:
         text = raw.strip()

@@ -146,6 +146,18 @@ class UpbitWebSocket:
         if ws is not None:
             await ws.close()
 
+    async def send_text(self, text: str) -> bool:
+        """Send one text frame on the live connection (e.g. a lockstep simulator's "ACK <seq>");
+        False when not connected. Not part of Upbit's protocol: only for the simulator."""
+        ws = self._ws
+        if ws is None:
+            return False
+        try:
+            await ws.send(text)
+        except ConnectionClosed:
+            return False
+        return True
+
     # ---------------------------------------------------------------- connection loop
 
     def _headers(self) -> dict[str, str]:
