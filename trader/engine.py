@@ -128,6 +128,8 @@ class TradingLoop:
         self.last_price: float | None = None
         self._stop = asyncio.Event()
         self._state_lock = asyncio.Lock()
+        self._state_dirty = False  # a save was asked for since the last state was taken
+        self._equity_busy = False  # an equity point is being written
         self._background: set[asyncio.Task[Any]] = set()
         self._next_equity_ms = 0
         self._last_status = 0.0
@@ -335,8 +337,11 @@ class TradingLoop:
                 self._sent[intent.intent_id] = asyncio.Event()
             task = asyncio.create_task(self._execute(intent, tick, t0), name=f"intent-{intent.intent_id}")
             self.inflight[intent.intent_id] = task
-        if tick.ts_ms >= self._next_equity_ms:
+        if tick.ts_ms >= self._next_equity_ms and not self._equity_busy:
+            # one point at a time: on a fast replay market time outruns the database, and a
+            # backlog of writes would delay everything queued behind them (order confirmations)
             self._next_equity_ms = tick.ts_ms + self.equity_every_ms
+            self._equity_busy = True
             self._spawn(self._equity_point(tick))
         if self.stop_at_ms is not None and tick.ts_ms >= self.stop_at_ms:
             self.stop("until-ts reached")
@@ -399,9 +404,19 @@ class TradingLoop:
 
     # ---- persistence ---------------------------------------------------------------------
     async def save_state(self) -> None:
-        """Strategy state, serialised in call order (an older state never overwrites a newer)."""
-        state = self.strategy.state_dict()
+        """Persist the strategy state as it is now (or newer): saves coalesce, never pile up.
+
+        The state is taken inside the lock, so an older state never overwrites a newer one, and a
+        caller that finds its request already covered by a save that started after it returns at
+        once — a backlog of saves on a fast replay would otherwise delay every order confirmation
+        queued behind it.
+        """
+        self._state_dirty = True
         async with self._state_lock:
+            if not self._state_dirty:
+                return  # a save that began after our request has written our state already
+            self._state_dirty = False
+            state = self.strategy.state_dict()
             await asyncio.to_thread(self.repo.save_strategy_state, self.state_name, state, self.clock())
 
     async def _equity_point(self, tick: Tick) -> None:
@@ -416,6 +431,8 @@ class TradingLoop:
             await asyncio.to_thread(self.repo.save_positions, [pos], tick.ts_ms)
         except Exception:  # a lost equity point must not stop trading
             log.exception("equity point failed")
+        finally:
+            self._equity_busy = False
         await self.save_state()  # indicators/peak move with every tick: keep the saved copy fresh
 
     async def _log_event(self, kind: str, message: str, level: str = "info") -> None:
