@@ -202,42 +202,11 @@ class MarketStats:
     def add(self, ts: int, price: float, vol: float, is_bid: bool) -> None:
         self.seq += 1
         value = price * vol
-        mk = ts - ts % MIN_MS
-        m = self.minutes.get(mk)
-        if m is None:
-            self.minutes[mk] = [price, price, price, price, vol, value, ts]
-            if not self.minute_keys or mk > self.minute_keys[-1]:
-                self.minute_keys.append(mk)
-            else:
-                self.minute_keys = sorted(self.minutes)
-        else:
-            if price > m[1]:
-                m[1] = price
-            if price < m[2]:
-                m[2] = price
-            m[3] = price
-            m[4] += vol
-            m[5] += value
-            m[6] = ts
+        _update_bar(self.minutes, self.minute_keys, ts - ts % MIN_MS, price, vol, value, ts)
         dk = ts - ts % DAY_MS
-        d = self.days.get(dk)
-        if d is None:
-            self.days[dk] = [price, price, price, price, vol, value, ts]
-            if not self.day_keys or dk > self.day_keys[-1]:
-                self.day_keys.append(dk)
-            else:
-                self.day_keys = sorted(self.days)
+        if _update_bar(self.days, self.day_keys, dk, price, vol, value, ts):
             self.ask_vol = self.bid_vol = 0.0
             self._prune(dk)
-        else:
-            if price > d[1]:
-                d[1] = price
-            if price < d[2]:
-                d[2] = price
-            d[3] = price
-            d[4] += vol
-            d[5] += value
-            d[6] = ts
         if is_bid:
             self.bid_vol += vol
         else:
@@ -722,3 +691,27 @@ class Feed:
                     continue
             if n % 64 == 0:
                 await asyncio.sleep(0)
+
+
+def _update_bar(
+    bars: dict[int, list[float]], keys: list[int], key: int, price: float, vol: float, value: float, ts: int
+) -> bool:
+    """Fold one trade into the OHLCV bar starting at `key` ([o, h, l, c, vol, value, last_ts]);
+    True when it opened a new bar. `keys` stays the sorted list of bar starts."""
+    bar = bars.get(key)
+    if bar is None:
+        bars[key] = [price, price, price, price, vol, value, ts]
+        if not keys or key > keys[-1]:
+            keys.append(key)
+        else:
+            keys[:] = sorted(bars)
+        return True
+    if price > bar[1]:
+        bar[1] = price
+    if price < bar[2]:
+        bar[2] = price
+    bar[3] = price
+    bar[4] += vol
+    bar[5] += value
+    bar[6] = ts
+    return False
