@@ -18,18 +18,26 @@ Printed figures:
   record-before-send commit) and the exchange client's own time (SDK request build, signing);
   how each order was recorded (loop-thread journal or worker-thread fallback) and the balance
   cache's hits/misses;
+- tick received → order bytes written to the socket: the same orders, up to the moment the
+  request body is handed to the kernel (the event loop's socket transport `write`, patched in this
+  process only) — what the exchange can see; the difference is httpx/httpcore's connection path;
+- garbage-collector pauses during the run per generation (the loop freezes its start-up heap, so a
+  full collection no longer stalls it for tens of milliseconds);
 - CPU of the trader: (user + system) / wall over the run, in cores.
 Targets: nothing dropped, p99 tick→order < 2 ms, CPU < 1 core.
 
-Usage: python bench/live_latency.py [--seconds 20] [--rate 5000] [--db-dir /dev/shm]
+Usage: python bench/live_latency.py [--seconds 30] [--rate 5000] [--cooldown-s 0.5] [--db-dir /dev/shm]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import asyncio.selector_events
+import gc
 import math
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -68,7 +76,40 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, math.ceil(q / 100 * len(s)) - 1))]
 
 
-async def run(seconds: float, rate: int, db_dir: str | None = None) -> dict[str, Any]:
+_IDENTIFIER_RE = re.compile(rb'"identifier"\s*:\s*"([^"]+)"')
+
+
+def watch_socket_writes(written_ns: dict[str, int]) -> None:
+    """Note when each order's body (found by its identifier) is handed to the kernel."""
+    transport_cls: Any = asyncio.selector_events._SelectorSocketTransport
+    original = transport_cls.write
+
+    def write(self: Any, data: Any) -> None:
+        if b'"identifier"' in data:
+            now = time.perf_counter_ns()
+            m = _IDENTIFIER_RE.search(bytes(data))
+            if m:
+                written_ns.setdefault(m.group(1).decode(), now)
+        original(self, data)
+
+    transport_cls.write = write
+
+
+def watch_gc(pauses: dict[int, list[float]]) -> None:
+    started = [0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter_ns()
+        else:
+            pauses.setdefault(info["generation"], []).append((time.perf_counter_ns() - started[0]) / 1e6)
+
+    gc.callbacks.append(callback)
+
+
+async def run(
+    seconds: float, rate: int, db_dir: str | None = None, cooldown_s: float = 0.5
+) -> dict[str, Any]:
     import httpx
     import orjson
 
@@ -92,10 +133,13 @@ async def run(seconds: float, rate: int, db_dir: str | None = None) -> dict[str,
     cfg = parse_strategy({
         "market": MARKET, "order_krw": 50000, "entry": {"immediate": True},
         "exits": {"take_profit": [{"gain": 0.002, "sell": 1.0}], "stop_loss": 0.002},
-        "cooldown": {"after_sell_s": 1, "after_stop_loss_s": 1},  # ≤ ~2 orders/s: under Upbit's 8/s
+        # a pause after each exit keeps the order rate under Upbit's 8/s
+        "cooldown": {"after_sell_s": cooldown_s, "after_stop_loss_s": cooldown_s},
     })  # fmt: skip
 
     sent_ns: dict[str, int] = {}
+    written_ns: dict[str, int] = {}
+    watch_socket_writes(written_ns)
 
     async def on_request(request: httpx.Request) -> None:
         if request.method == "POST" and request.url.path.endswith("/v1/orders"):
@@ -169,6 +213,8 @@ async def run(seconds: float, rate: int, db_dir: str | None = None) -> dict[str,
     applied0 = int(sim.control.state().get("applied", 0))
     ticks0 = loop.stats.ticks
     recv.clear()
+    gc_pauses: dict[int, list[float]] = {}
+    watch_gc(gc_pauses)
     cpu0, wall0 = os.times(), time.monotonic()
     await asyncio.to_thread(sim.control.resume)
     # until the replay has ended and the loop has caught up with every trade it was sent
@@ -183,6 +229,7 @@ async def run(seconds: float, rate: int, db_dir: str | None = None) -> dict[str,
         if time.monotonic() - wall0 > seconds * 3 + 30:
             break
     wall1, cpu1 = time.monotonic(), os.times()
+    gc.callbacks.clear()
     applied = int(st["applied"]) - applied0
     loop.stop()
     await task
@@ -196,6 +243,7 @@ async def run(seconds: float, rate: int, db_dir: str | None = None) -> dict[str,
     base = min(w - ts / 1000 for w, ts in recv) if recv else 0.0
     lags = [(w - ts / 1000 - base) * 1000 for w, ts in recv]
     lat = [(sent_ns[i] - tick_ns[i]) / 1e6 for i in tick_ns if i in sent_ns and tick_ns[i]]
+    to_socket = [(written_ns[i] - tick_ns[i]) / 1e6 for i in tick_ns if i in written_ns and tick_ns[i]]
     to_call = [(call_ns[i] - tick_ns[i]) / 1e6 for i in tick_ns if call_ns.get(i) and tick_ns[i]]
     call_to_wire = [(sent_ns[i] - call_ns[i]) / 1e6 for i in call_ns if i in sent_ns and call_ns[i]]
     cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
@@ -214,7 +262,9 @@ async def run(seconds: float, rate: int, db_dir: str | None = None) -> dict[str,
         "orders": len(lat),
         "tick_to_order_ms": (pct(lat, 50), pct(lat, 99), max(lat, default=float("nan"))),
         "tick_to_order_mean_ms": statistics.fmean(lat) if lat else float("nan"),
+        "tick_to_socket_ms": (pct(to_socket, 50), pct(to_socket, 99), max(to_socket, default=float("nan"))),
         "tick_to_call_ms": (pct(to_call, 50), pct(to_call, 99)),
+        "gc_pauses_ms": {g: (len(v), pct(v, 50), max(v)) for g, v in sorted(gc_pauses.items())},
         "call_to_wire_ms": (pct(call_to_wire, 50), pct(call_to_wire, 99)),
         "cpu_cores": cpu / (wall1 - wall0),
         "db_record_ms": (pct(timings["record_order"], 50), pct(timings["record_order"], 99)),
@@ -231,11 +281,12 @@ async def run(seconds: float, rate: int, db_dir: str | None = None) -> dict[str,
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--rate", type=int, default=5000)
+    ap.add_argument("--cooldown-s", type=float, default=0.5, help="strategy pause after each exit")
     ap.add_argument("--db-dir", help="directory of the SQLite file (e.g. /dev/shm to take fsync out)")
     a = ap.parse_args()
-    r = asyncio.run(run(a.seconds, a.rate, a.db_dir))
+    r = asyncio.run(run(a.seconds, a.rate, a.db_dir, a.cooldown_s))
     p50, p99, mx = r["tick_to_order_ms"]
     l50, l99, lmx = r["lag_ms"]
     tgt_drop = "OK" if r["dropped"] == 0 else "MISSED"
@@ -255,6 +306,8 @@ def main() -> int:
         f"{r['lagging_over_50ms']} messages > 50 ms",
         f"  tick received -> order request out: {r['orders']} orders, p50 {p50:.3f} ms, "
         f"p99 {p99:.3f} ms, max {mx:.3f} ms (mean {r['tick_to_order_mean_ms']:.3f} ms)",
+        "    tick received -> order bytes written to the socket: p50 {:.3f} ms, p99 {:.3f} ms, "
+        "max {:.3f} ms".format(*r["tick_to_socket_ms"]),
         f"    tick -> create_order call (sizing, DB record): p50 {c50:.3f} ms, p99 {c99:.3f} ms",
         f"    create_order call -> request on the wire (limiter, signing, httpx): p50 {w50:.3f} ms, "
         f"p99 {w99:.3f} ms",
@@ -263,6 +316,9 @@ def main() -> int:
         f"    Repository.record_order (worker-thread fallback only): {d_n} calls, p50 {d50:.3f} ms, "
         f"p99 {d99:.3f} ms",
         f"    /v1/accounts reads (all, incl. background refresh): {a_n}, p50 {a50:.3f} ms, p99 {a99:.3f} ms",
+        "  gc pauses during the run: " + ("; ".join(
+            f"gen{g} {n}x p50 {m:.3f} ms max {x:.3f} ms" for g, (n, m, x) in r["gc_pauses_ms"].items()
+        ) or "none"),
         f"  trader CPU: {r['cpu_cores']:.2f} cores; fills {r['fills']}, errors {r['errors']}",
         f"  targets: nothing dropped -> {tgt_drop}; p99 < 2 ms -> {tgt_p99}; CPU < 1 core -> {tgt_cpu}",
     ]

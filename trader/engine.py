@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 import time
@@ -27,7 +28,7 @@ from typing import Any
 from trader.domain import Fill, Intent, Tick
 from trader.execution.order_manager import ExecutionResult, ManagedOrder, OrderManager, wall_ms
 from trader.execution.reconcile import EngineMeta, ReconcileReport, reconcile
-from trader.upbit.client import ExchangeClient
+from trader.upbit.client import ExchangeClient, order_request_out
 
 log = logging.getLogger("trader.engine")
 
@@ -91,6 +92,8 @@ class TradingLoop:
         om_options: dict[str, Any] | None = None,
         gil_switch_interval_s: float | None = 0.001,
         after_tick: Callable[[Tick], Awaitable[None]] | None = None,
+        freeze_gc: bool = True,
+        request_out_wait_s: float = 0.005,
     ) -> None:
         self.config = config
         self.market: str = config.market
@@ -142,6 +145,10 @@ class TradingLoop:
         # confirmed), e.g. to ack the trade to a lockstep simulator; None keeps the hot path as is
         self.after_tick = after_tick
         self._sent: dict[str, asyncio.Event] = {}
+        self.freeze_gc = freeze_gc
+        # per intent: set once its order request is written out (see _until_requests_out)
+        self._request_out: dict[str, asyncio.Event] = {}
+        self.request_out_wait_s = request_out_wait_s
 
     # ---- accessors ---------------------------------------------------------------------------
     @property
@@ -221,6 +228,13 @@ class TradingLoop:
 
     async def _run(self) -> LoopStats:
         await self.start()
+        if self.freeze_gc:
+            # Everything alive now (modules, the SDK, SQLAlchemy's mappers, the strategy, the
+            # ledger) lives as long as the loop. Frozen, a full collection no longer walks it: a
+            # gen-2 pass over the start-up heap stalled the loop 40–70 ms (bench/live_latency.py),
+            # an order sent in that window waits for it.
+            gc.collect()
+            gc.freeze()
         tasks: list[asyncio.Task[Any]] = []
         if self.order_events is not None:
             tasks.append(asyncio.create_task(self._pump_order_events(), name="order-events"))
@@ -259,6 +273,8 @@ class TradingLoop:
                     return
                 if self.after_tick is not None:
                     await self._settle_tick(event, intents)
+                elif intents:
+                    await self._until_requests_out(intents)
                 n += 1
                 # a burst of buffered frames is consumed without ever suspending: yield so the
                 # order tasks (and finished DB writes) run now, not after the burst
@@ -266,6 +282,30 @@ class TradingLoop:
                     await asyncio.sleep(0)
             else:
                 self.om.notify(event)
+
+    async def _until_requests_out(self, intents: list[Intent]) -> None:
+        """Hold the next tick until this tick's order requests are written out (bounded).
+
+        See `trader.upbit.client.order_request_out`: without this, each suspension on the order's
+        way through httpx lets one more buffered tick run first. The wait ends when the request is
+        out, when the order task ends (rejected, or a client that does not signal), or after
+        `request_out_wait_s` — sizing that waits on a balance read, or a rate-limit pause, must
+        not stall the market stream."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.request_out_wait_s
+        for intent in intents:
+            out = self._request_out.pop(intent.intent_id, None)
+            task = self.inflight.get(intent.intent_id)
+            if out is None or task is None or out.is_set():
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            waiter = asyncio.ensure_future(out.wait())
+            await asyncio.wait([waiter, task], timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+        for intent in intents:
+            self._request_out.pop(intent.intent_id, None)
 
     async def _settle_tick(self, tick: Tick, intents: list[Intent]) -> None:
         """Lockstep: wait until this tick's orders are sent (market ones: confirmed), then call
@@ -335,7 +375,12 @@ class TradingLoop:
                 self.observers.on_decision(tick, intent)
             if self.after_tick is not None:
                 self._sent[intent.intent_id] = asyncio.Event()
-            task = asyncio.create_task(self._execute(intent, tick, t0), name=f"intent-{intent.intent_id}")
+                out = None
+            else:
+                out = self._request_out[intent.intent_id] = asyncio.Event()
+            task = asyncio.create_task(
+                self._execute(intent, tick, t0, out), name=f"intent-{intent.intent_id}"
+            )
             self.inflight[intent.intent_id] = task
         if tick.ts_ms >= self._next_equity_ms and not self._equity_busy:
             # one point at a time: on a fast replay market time outruns the database, and a
@@ -351,8 +396,12 @@ class TradingLoop:
             self.observers.on_status(self.status())
         return intents
 
-    async def _execute(self, intent: Intent, tick: Tick, t0: int) -> ExecutionResult | None:
+    async def _execute(
+        self, intent: Intent, tick: Tick, t0: int, request_out: asyncio.Event | None = None
+    ) -> ExecutionResult | None:
         result: ExecutionResult | None = None
+        if request_out is not None:
+            order_request_out.set(request_out.set)  # this task's own context: its orders only
         try:
             order = await self.om.submit_intent_fast(intent, last_price=Decimal(repr(tick.price)), tick_ns=t0)
             if self._sent:

@@ -7,11 +7,22 @@ typed errors of `trader.upbit.errors`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
 from trader.domain import OrderSnapshot, OrdType, Side
+
+# Who sends an order may set this to a callback; an exchange client calls it once the order
+# request has been written to its connection. The trading loop holds the next tick until then:
+# httpx/httpcore's send path suspends several times (pool and connection locks, the socket write),
+# and at each suspension one more tick of a buffered burst would run first — measured, that put
+# 1.5 ms between the SDK handing the request over and its bytes reaching the socket. A ContextVar,
+# so concurrent order tasks each reach their own callback; a client that never calls it only loses
+# that precision (the loop stops waiting when the order task ends, or after a short bound).
+order_request_out: ContextVar[Callable[[], None] | None] = ContextVar("order_request_out", default=None)
 
 
 @dataclass(frozen=True, slots=True)

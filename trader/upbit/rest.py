@@ -32,7 +32,7 @@ from upbit import APIConnectionError, APIStatusError, AsyncUpbit
 
 from trader.domain import OrderSnapshot, OrdType, Side
 from trader.upbit.auth import Credentials, mask
-from trader.upbit.client import Balance
+from trader.upbit.client import Balance, order_request_out
 from trader.upbit.convert import Chance, balances_from_json, chance_from_json, order_from_json
 from trader.upbit.errors import (
     AmbiguousOrderError,
@@ -58,6 +58,22 @@ _DEFAULT_418_BLOCK_S = 30.0
 def _decode(raw: bytes) -> Any:
     """JSON with exact Decimals for the Quotation API's number fields (ints stay ints)."""
     return json.loads(raw, parse_float=Decimal)
+
+
+_BODY_WRITTEN = "http11.send_request_body.complete"
+
+
+async def _trace_order_write(request: httpx.Request) -> None:
+    """httpx request hook: have httpcore report the moment a POST's body is written."""
+    callback = order_request_out.get()
+    if callback is None or request.method != "POST":
+        return
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event == _BODY_WRITTEN:
+            callback()
+
+    request.extensions = {**request.extensions, "trace": trace}
 
 
 class UpbitRestClient:
@@ -97,6 +113,8 @@ class UpbitRestClient:
             http_client=http_client,
         )
         self._raw = self._sdk.with_raw_response
+        # tell an order's sender when its request is written out (see client.order_request_out)
+        self._sdk._client.event_hooks["request"].append(_trace_order_write)
 
     @classmethod
     def from_settings(cls, settings: Any, **kwargs: Any) -> UpbitRestClient:
