@@ -178,3 +178,22 @@ async def test_timeout_after_send_is_ambiguous_then_resolved_once(sim_server) ->
 async def test_5xx_on_read_is_retried(client: UpbitRestClient, sim_server) -> None:
     sim_server.control.fail_next(2, 503)
     assert "KRW" in await client.accounts()
+
+
+async def test_an_order_request_reports_when_its_body_is_written(client: UpbitRestClient, sim_server) -> None:
+    """The trading loop holds the next tick until this signal (trader.upbit.client.order_request_out)."""
+    from trader.upbit.client import order_request_out
+
+    m = sim_server.market
+    calls: list[str] = []
+    token = order_request_out.set(lambda: calls.append("out"))
+    try:
+        await client.accounts()  # a read is not an order: no signal
+        assert calls == []
+        await client.create_order(m, Side.BID, OrdType.PRICE, identifier=ident(), price=Decimal(10000))
+        assert calls == ["out"]
+    finally:
+        order_request_out.reset(token)
+    # without a callback set (any other caller), nothing is reported and nothing breaks
+    await client.create_order(m, Side.BID, OrdType.PRICE, identifier=ident(), price=Decimal(10000))
+    assert calls == ["out"]
