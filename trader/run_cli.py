@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
     _common(run)
     run.add_argument("--krw", type=Decimal, help="paper: initial KRW of the simulator started here")
     run.add_argument("--sim-data", help="paper: market data file for the simulator started here")
-    run.add_argument("--sim-speed", default="1", help="paper: replay speed of the simulator started here")
+    run.add_argument("--sim-speed", help="paper: replay speed of the simulator started here (default 1)")
     run.add_argument(
         "--lockstep",
         action="store_true",
@@ -128,7 +128,7 @@ def resolve_venue(args: argparse.Namespace, settings: Any, *, start_sim: bool, m
         from trader.sim.server import SimulatorProcess
 
         lockstep = bool(getattr(args, "lockstep", False))
-        speed = str(getattr(args, "sim_speed", "1"))
+        speed = str(getattr(args, "sim_speed", None) or "1")
         # lockstep paces the feed by the loop's acks: real-time pacing on top would only slow it
         sim_args = ["--speed", "max" if lockstep and speed == "1" else speed]
         if lockstep:
@@ -159,6 +159,27 @@ def resolve_venue(args: argparse.Namespace, settings: Any, *, start_sim: bool, m
     return Venue(settings.upbit_base_url, ws, ws + "/private", (ak.get_secret_value(), sk.get_secret_value()))
 
 
+# options that only mean something on the simulator; given without --paper they are refused, since
+# ignoring them would turn a run meant for the simulator into a live one with the real keys
+_PAPER_ONLY = (("sim_url", "--sim-url"), ("krw", "--krw"), ("sim_data", "--sim-data"),
+               ("sim_speed", "--sim-speed"), ("lockstep", "--lockstep"), ("sim_seed", "--sim-seed"),
+               ("sim_ticks_per_candle", "--sim-ticks-per-candle"), ("sim_start", "--sim-start"))
+
+
+def _paper_only_error(args: argparse.Namespace) -> str | None:
+    """The usage error for simulator options given without --paper, None when there are none."""
+    if args.paper:
+        return None
+    given = [flag for name, flag in _PAPER_ONLY if getattr(args, name, None) not in (None, False)]
+    if not given:
+        return None
+    verb = "is" if len(given) == 1 else "are"
+    return (
+        f"{', '.join(given)} {verb} for --paper runs on the simulator; without --paper this runs LIVE "
+        "on Upbit with your keys (add --paper, or drop the option)"
+    )
+
+
 def _db_url(args: argparse.Namespace, settings: Any, *, fresh_paper: bool) -> str:
     if args.db:
         return str(args.db)
@@ -184,8 +205,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except StrategyConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if getattr(args, "lockstep", False) and not args.paper:
-        print("error: --lockstep is for --paper runs on the simulator", file=sys.stderr)
+    problem = _paper_only_error(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
         return asyncio.run(_run(args, config))
@@ -285,6 +307,10 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
             return EXIT_USAGE
     if args.market:
         markets.append(args.market)
+    problem = _paper_only_error(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return asyncio.run(_reconcile(args, markets))
     except SystemExit as exc:
