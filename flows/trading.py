@@ -103,6 +103,11 @@ def resolve_venue(
     if paper:
         rest = sim_url or _own_simulator(market)
         return rest, *_ws_urls(rest), (SIM_ACCESS_KEY, SIM_SECRET_KEY)
+    if sim_url:
+        # ignoring it would turn a run meant for the simulator into a live one with the real keys
+        raise ValueError(
+            f"sim_url={sim_url!r} is for paper runs; with paper=False this flow trades LIVE on Upbit"
+        )
     ak = (
         settings.upbit_access_key.get_secret_value()
         if settings.upbit_access_key

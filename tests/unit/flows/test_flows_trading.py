@@ -44,6 +44,12 @@ def test_live_venue_refuses_to_start_without_keys(tmp_path: Any, monkeypatch: py
         trading.resolve_venue(False, None, settings, "KRW-ETH")
 
 
+def test_live_venue_refuses_a_simulator_url(tmp_path: Any) -> None:
+    settings = Settings(var_dir=tmp_path, upbit_access_key="ak-live", upbit_secret_key="sk-live")
+    with pytest.raises(ValueError, match="trades LIVE"):
+        trading.resolve_venue(False, "http://127.0.0.1:9999", settings, "KRW-ETH")
+
+
 def test_database_choice(tmp_path: Any) -> None:
     settings = Settings(var_dir=tmp_path, database_url="sqlite:///live.db")
     assert trading.default_db_url(False, None, settings) == "sqlite:///live.db"
