@@ -26,13 +26,15 @@ from starlette.websockets import WebSocket
 from trader.config import SIM_ACCESS_KEY, SIM_SECRET_KEY
 from trader.marketdata.synth import TradeArrays
 from trader.sim.auth import Authenticator
+from trader.sim.book import supported_levels
 from trader.sim.controls import control_routes
 from trader.sim.faults import Faults
 from trader.sim.market import Feed, MarketStats
 from trader.sim.matching import Exchange
 from trader.sim.ratelimit import RateLimiter
 from trader.sim.rest import RestApi
-from trader.sim.ws import Hub, WsEndpoint
+from trader.sim.ws import Hub, WsEndpoint, parse_orderbook_code
+from trader.upbit.rules import tick_size
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = PACKAGE_ROOT / "data" / "KRW-ETH_15m_2024.parquet"
@@ -78,6 +80,9 @@ class SimConfig:
     # next, as the backtest does; `ack_timeout_s` bounds the wait
     lockstep: bool = False
     ack_timeout_s: float = 10.0
+    # smp_type applied to orders that name none: Upbit's default since 2026-11-09; None restores
+    # the earlier behaviour (own orders may trade with each other, `smp_type` omitted)
+    smp_default: str | None = "cancel_maker"
 
 
 def load_trades(cfg: SimConfig) -> tuple[str, TradeArrays | None]:
@@ -108,7 +113,8 @@ class Simulator:
             self.market, trades = load_trades(cfg)
         markets = [self.market, *[m for m in cfg.extra_markets if m != self.market]]
         factory = None if cfg.deterministic_uuids else (lambda: str(uuid.uuid4()))
-        self.exchange = Exchange(krw=Decimal(cfg.krw), markets=markets, seed=cfg.seed, uuid_factory=factory)
+        self.exchange = Exchange(krw=Decimal(cfg.krw), markets=markets, seed=cfg.seed, uuid_factory=factory,
+                                 smp_default=cfg.smp_default)
         self.hub = Hub()
         self.feed = Feed(self.exchange, self.market, trades, speed=cfg.speed, paused=cfg.paused,
                          publish=self._publish)
@@ -143,23 +149,39 @@ class Simulator:
         codes = hub.orderbook_counts.get(market)
         if codes:
             for code in list(codes):
-                _, _, count = code.partition(".")
-                hub.publish("orderbook", code, self.orderbook_message(market, int(count) if count else 30))
+                _, count, level = parse_orderbook_code(code)
+                msg = self.orderbook_message(market, count, level=level)
+                if msg is not None:  # a level the market no longer supports sends nothing
+                    hub.publish("orderbook", code, msg)
 
-    def orderbook_message(self, market: str, count: int = 30, *, rest: bool = False,
-                          stream_type: str = "REALTIME") -> dict:
-        units = self.exchange.orderbook_units(market, count)
+    def supported_levels(self, market: str) -> list[Decimal]:
+        """The orderbook grouping levels of a market at its current price (tick)."""
+        last = self.exchange.last_price(market)
+        return supported_levels(tick_size(Decimal(repr(last))) if last else Decimal(1))
+
+    def orderbook_message(self, market: str, count: int = 30, *, level: Decimal = Decimal(0),
+                          rest: bool = False, stream_type: str = "REALTIME") -> dict | None:
+        """The orderbook of a market (REST row or WebSocket message), grouped by `level` when it is
+        not 0; None when the market does not support that level (Upbit then sends nothing)."""
+        if level:
+            if level not in self.supported_levels(market):
+                return None
+            units = self.exchange.orderbook_units(market, count, level=level)
+        else:
+            units = self.exchange.orderbook_units(market, count)
         ts = self.exchange.clock_ms
         total_ask = sum(u["ask_size"] for u in units)
         total_bid = sum(u["bid_size"] for u in units)
+        lv: int | float = int(level) if level == level.to_integral_value() else float(level)
         if rest:
             return {"market": market, "timestamp": ts, "total_ask_size": total_ask,
-                    "total_bid_size": total_bid, "orderbook_units": units, "level": 0}
+                    "total_bid_size": total_bid, "orderbook_units": units, "level": lv}
         return {"type": "orderbook", "code": market, "timestamp": ts, "total_ask_size": total_ask,
-                "total_bid_size": total_bid, "orderbook_units": units, "stream_type": stream_type, "level": 0}
+                "total_bid_size": total_bid, "orderbook_units": units, "stream_type": stream_type,
+                "level": lv}
 
     def snapshot(self, typ: str, code: str) -> dict | None:
-        market, _, count = code.partition(".")
+        market, _, _ = code.partition("|")[0].partition(".")
         stats = self.feed.stats_for(market)
         if stats is None or stats.last is None:
             return None
@@ -168,7 +190,8 @@ class Simulator:
         if typ == "trade":
             return stats.trade_ws(self.exchange.book_quote(market), "SNAPSHOT")
         if typ == "orderbook":
-            return self.orderbook_message(market, int(count) if count else 30, stream_type="SNAPSHOT")
+            _, count, level = parse_orderbook_code(code)
+            return self.orderbook_message(market, count, level=level, stream_type="SNAPSHOT")
         if typ.startswith("candle."):
             return stats.candle_ws(typ, "SNAPSHOT")
         return None
@@ -183,7 +206,8 @@ class Simulator:
         # WS limits share the REST limiter, so --no-rate-limit and /_sim/rate_limit switch them too
         ws_limiter = self.limiter if self.config.ws_rate_limit else None
         public = WsEndpoint(self.hub, self.snapshot, idle_s=self.config.idle_s, limiter=ws_limiter,
-                            on_ack=self.feed.ack if self.config.lockstep else None)
+                            on_ack=self.feed.ack if self.config.lockstep else None,
+                            origin_limiter=self.limiter)
         private = WsEndpoint(self.hub, self.snapshot, authenticate=self.auth.decode,
                              idle_s=self.config.idle_s, limiter=ws_limiter)
 

@@ -150,3 +150,48 @@ class SyntheticBook:
                 "bid_size": float(max(b[1], Decimal(0))) if b else 0.0,
             })
         return out
+
+
+# Upbit's whole set of orderbook grouping levels (호가 모아보기, KRW markets only)
+ALL_LEVELS = tuple(Decimal(10) ** k for k in range(8, -8, -1))
+
+
+def supported_levels(tick: Decimal) -> list[Decimal]:
+    """The grouping levels offered at a tick size: 0 (no grouping) and the powers of ten from the
+    tick to 100 ticks. Upbit documents only the whole set; the span follows a recorded answer of
+    /v1/orderbook/instruments (KRW-DOGE, tick "1": supported_levels ["0","1","10","100"])."""
+    return [Decimal(0), *sorted(lv for lv in ALL_LEVELS if tick <= lv <= tick * 100)]
+
+
+def level_text(level: Decimal) -> str:
+    """A level as /v1/orderbook/instruments spells it ("0", "10000", "0.1")."""
+    return format(level.normalize(), "f") if level else "0"
+
+
+def group_units(asks: list[list[Decimal]], bids: list[list[Decimal]], level: Decimal,
+                count: int = LEVELS) -> list[dict]:
+    """Orderbook units grouped into price buckets of `level`, as Upbit's `level` parameter does:
+    an ask counts in the bucket at or above its price, a bid at or below; sizes are summed."""
+    def buckets(levels: list[list[Decimal]], up: bool) -> list[tuple[Decimal, Decimal]]:
+        out: dict[Decimal, Decimal] = {}
+        for price, size in levels:
+            if size <= 0:
+                continue
+            steps = price / level
+            n = math.ceil(steps) if up else math.floor(steps)
+            key = level * n
+            out[key] = out.get(key, Decimal(0)) + size
+        return sorted(out.items(), reverse=not up)
+
+    ga, gb = buckets(asks, True), buckets(bids, False)
+    units = []
+    for i in range(min(count, max(len(ga), len(gb)))):
+        a = ga[i] if i < len(ga) else None
+        b = gb[i] if i < len(gb) else None
+        units.append({
+            "ask_price": float(a[0]) if a else 0.0,
+            "bid_price": float(b[0]) if b else 0.0,
+            "ask_size": float(a[1]) if a else 0.0,
+            "bid_size": float(b[1]) if b else 0.0,
+        })
+    return units

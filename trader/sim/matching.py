@@ -18,7 +18,7 @@ from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 from trader.domain import Fill, Side
 from trader.sim.accounts import Accounts
-from trader.sim.book import SyntheticBook
+from trader.sim.book import SyntheticBook, group_units
 from trader.sim.orders import D0, Order, Trade
 from trader.upbit.rules import FEE_RATE, MAX_ORDER_KRW, MIN_ORDER_KRW, is_on_tick
 
@@ -37,7 +37,12 @@ MSG = {
     "order_not_found": "주문을 찾지 못했습니다.",
     "invalid_time_in_force": "time_in_force 값이 올바르지 않습니다.",
     "book_depth": "호가창 30호가 안에서 체결 가능한 수량을 초과했습니다.",
+    "invalid_smp_type": "smp_type 값이 올바르지 않습니다.",
+    "invalid_post_only": "post_only 주문은 smp_type(reduce, cancel_maker, cancel_taker)과 "
+                         "함께 사용할 수 없습니다.",
 }
+# self-match prevention modes (`none` since 2026-11-09, when `cancel_maker` became the default)
+SMP_TYPES = ("cancel_maker", "cancel_taker", "reduce", "none")
 
 
 class SimError(Exception):
@@ -96,8 +101,12 @@ class Exchange:
         fee_rate: Decimal = FEE_RATE,
         seed: int = 0,
         uuid_factory: Callable[[], str] | None = None,
+        smp_default: str | None = "cancel_maker",
     ) -> None:
         self.fee_rate = Decimal(fee_rate)
+        # smp_type of an order that names none: Upbit applies cancel_maker since 2026-11-09 (and
+        # echoes it); None = the earlier behaviour (no prevention, field omitted)
+        self.smp_default = smp_default
         self.seed = seed
         self._rng = random.Random(seed)
         self._uuid_factory = uuid_factory or self._seeded_uuid
@@ -219,9 +228,13 @@ class Exchange:
             return (0.0, 0.0, 0.0, 0.0)
         return st.book.quote(st.last, st.ref_vol)
 
-    def orderbook_units(self, market: str, count: int = 30) -> list[dict]:
+    def orderbook_units(self, market: str, count: int = 30, *, level: Decimal | None = None) -> list[dict]:
+        """Quotation orderbook units, best first; grouped into `level` price buckets when given."""
         with self._lock:
-            return self.book(market).units(count)
+            book = self.book(market)
+            if level:
+                return group_units(book.asks, book.bids, level, count)
+            return book.units(count)
 
     # ------------------------------------------------------------------ market feed
     def on_trade(self, market: str, ts_ms: int, price: float, volume: float, is_bid: bool) -> list[Fill]:
@@ -389,6 +402,17 @@ class Exchange:
             raise _bad("invalid_time_in_force", MSG["invalid_time_in_force"])
         if ord_type in ("price", "market") and tif is not None:
             raise _bad("invalid_time_in_force", MSG["invalid_time_in_force"])
+        if smp_type is not None:
+            smp_type = smp_type.lower()
+            if smp_type not in SMP_TYPES:
+                raise _bad("invalid_parameter", MSG["invalid_smp_type"])
+            # Upbit: SMP works with every ord_type and ioc/fok, but not with post_only (except none)
+            if tif == "post_only" and smp_type != "none":
+                raise _bad("invalid_post_only", MSG["invalid_post_only"])
+        elif tif == "post_only":
+            smp_type = "none" if self.smp_default is not None else None  # the default skips post_only
+        else:
+            smp_type = self.smp_default
         if identifier is not None:
             if not identifier or len(identifier) > 64:
                 raise _bad("invalid_parameter", "identifier는 64자 이하로 입력해주세요.")
@@ -455,12 +479,21 @@ class Exchange:
         return order
 
     def _execute(self, order: Order) -> None:
-        """Take liquidity for a marketable order, then rest it or close it."""
+        """Take liquidity for a marketable order, then rest it or close it.
+
+        The taker walks the synthetic book (other participants) merged with the account's own
+        resting orders on the other side, best price first; at an equal price the book's depth
+        comes first. Meeting an own order is a self-match, resolved by the taker's `smp_type`
+        (Upbit: the maker's own setting does not apply): `none` trades with itself (both orders
+        fill, both pay the fee), `cancel_maker` cancels the resting order and walks on,
+        `cancel_taker` cancels the rest of the incoming order, `reduce` withdraws the overlap
+        from both. Withdrawn quantities show as `prevented_volume`/`prevented_locked`.
+        """
         st = self._markets[order.market]
-        book = st.book
         now = order.created_ms
         is_bid = order.side == "bid"
-        levels = book.asks if is_bid else book.bids
+        levels = st.book.asks if is_bid else st.book.bids
+        own = st.asks if is_bid else st.bids
         limit = order.price if order.ord_type == "limit" else None
         tif = order.time_in_force
         trend = "up" if is_bid else "down"
@@ -470,74 +503,147 @@ class Exchange:
                 return True
             return level_price <= limit if is_bid else level_price >= limit
 
-        if order.ord_type == "limit":
-            marketable = any(s > 0 and crosses(p) for p, s in levels)
-            if tif == "post_only" and marketable:
+        if order.ord_type == "limit" and tif == "post_only":
+            marketable = (any(s > 0 and crosses(p) for p, s in levels)
+                          or any(crosses(o.price) for o in own))
+            if marketable:
                 self._finalize(order, "cancel", now)
                 return
-            if tif == "fok":
-                avail = sum(s for p, s in levels if s > 0 and crosses(p))
-                if avail < order.volume:
-                    self._finalize(order, "cancel", now)
-                    return
-            for lvl in levels:
-                rem = order.remaining_volume
-                if rem <= 0 or not crosses(lvl[0]):
-                    break
-                if lvl[1] <= 0:
-                    continue
-                v = min(lvl[1], rem)
-                lvl[1] -= v
-                self._fill(order, lvl[0], v, now, trend, is_maker=False)
-            if order.remaining_volume == 0:
-                self._finalize(order, "done", now)
-            elif tif in ("ioc", "fok"):
+
+        actions = self._plan(order, levels, own, crosses)
+        filled = sum((a[2] for a in actions if a[0] in ("book", "self")), D0)
+        if tif == "fok":
+            if order.ord_type == "price" or (order.ord_type == "best" and is_bid):
+                # a best/price FOK bid must be served whole by the first level it meets
+                fills = [a for a in actions if a[0] in ("book", "self")]
+                ok = bool(fills) and fills[0][2] == _floor8(order.price / fills[0][3])
+            else:
+                ok = filled == order.volume
+            if not ok:
+                actions = []
+        taker_cancelled = self._apply(order, st, own, actions, now, trend)
+
+        if order.ord_type == "limit":
+            rem = order.remaining_volume
+            if rem == 0:
+                self._finalize(order, "done" if order.prevented_volume == 0 else "cancel", now)
+            elif taker_cancelled or tif in ("ioc", "fok"):
                 self._finalize(order, "cancel", now)
             else:
                 self._rest(st, order)
             return
-
-        single = order.ord_type == "best"
         if is_bid:
-            budget = order.price
-            plan: list[tuple[list[Decimal], Decimal]] = []
-            for lvl in levels:
-                if lvl[1] <= 0:
+            spent = order.executed_funds
+            self._finalize(order, "done" if spent == order.price and not order.prevented_volume else "cancel",
+                           now)
+            return
+        self._finalize(order, "done" if order.remaining_volume == 0 and not order.prevented_volume
+                       else "cancel", now)
+
+    def _plan(self, order: Order, levels: list[list[Decimal]], own: list[Order],
+              crosses: Callable[[Decimal], bool]) -> list[tuple]:
+        """What the taker would do, level by level, without changing anything (FOK decides on it).
+
+        Actions: ("book", level, volume, price), ("self", maker, volume, price),
+        ("cancel_maker", maker, 0, price), ("reduce", maker, volume, price), ("cancel_taker", None, 0, price).
+        """
+        is_bid = order.side == "bid"
+        mode = order.smp_type or "none"
+        single = order.ord_type == "best"
+        by_budget = is_bid and order.ord_type in ("price", "best")
+        entries: list[tuple[Decimal, int, int]] = [(lvl[0], 0, i) for i, lvl in enumerate(levels)]
+        entries += [(o.price, 1, j) for j, o in enumerate(own)]
+        if own:
+            entries.sort(key=lambda e: (e[0] if is_bid else -e[0], e[1], e[2]))
+        budget = order.price if by_budget else D0
+        rem = D0 if by_budget else order.remaining_volume
+        actions: list[tuple] = []
+        for price, kind, idx in entries:
+            if not by_budget and (rem is None or rem <= 0):
+                break
+            if not crosses(price):
+                break
+            if kind == 0:
+                size = levels[idx][1]
+                if size <= 0:
                     continue
-                v = min(lvl[1], _floor8(budget / lvl[0]))
+                v = min(size, _floor8(budget / price)) if by_budget else min(size, rem)
                 if v <= 0:
                     break
-                plan.append((lvl, v))
-                budget -= lvl[0] * v
-                if single:
+                actions.append(("book", levels[idx], v, price))
+            else:
+                maker = own[idx]
+                cap = _floor8(budget / price) if by_budget else rem
+                if cap <= 0:
                     break
-            if tif == "fok" and plan and plan[0][1] < _floor8(order.price / plan[0][0][0]):
-                plan = []
-            for lvl, v in plan:
-                lvl[1] -= v
-                self._fill(order, lvl[0], v, now, trend, is_maker=False)
-            spent = order.executed_funds
-            self._finalize(order, "done" if spent == order.price else "cancel", now)
-            return
+                v = min(maker.remaining_volume or D0, cap)
+                if mode == "cancel_maker":
+                    actions.append(("cancel_maker", maker, D0, price))
+                    continue
+                if mode == "cancel_taker":
+                    actions.append(("cancel_taker", None, v, price))
+                    break
+                actions.append(("reduce" if mode == "reduce" else "self", maker, v, price))
+            if by_budget:
+                budget -= price * v
+            else:
+                rem -= v
+            if single and actions[-1][0] in ("book", "self"):
+                break
+        return actions
 
-        rem_plan: list[tuple[list[Decimal], Decimal]] = []
-        rem = order.volume
-        for lvl in levels:
-            if rem <= 0:
-                break
-            if lvl[1] <= 0:
-                continue
-            v = min(lvl[1], rem)
-            rem_plan.append((lvl, v))
-            rem -= v
-            if single:
-                break
-        if tif == "fok" and rem > 0:
-            rem_plan = []
-        for lvl, v in rem_plan:
-            lvl[1] -= v
-            self._fill(order, lvl[0], v, now, trend, is_maker=False)
-        self._finalize(order, "done" if order.remaining_volume == 0 else "cancel", now)
+    def _apply(self, order: Order, st: _MarketState, own: list[Order], actions: list[tuple], now: int,
+               trend: str) -> bool:
+        """Carry out a plan; True when the taker was cancelled by `cancel_taker`."""
+        rate = self.fee_rate
+        for kind, target, v, price in actions:
+            if kind == "book":
+                target[1] -= v
+                self._fill(order, price, v, now, trend, is_maker=False)
+            elif kind == "self":
+                self._fill(order, price, v, now, trend, is_maker=False)
+                self._fill(target, price, v, now, trend, is_maker=True)
+                if target.remaining_volume == 0:
+                    own.remove(target)
+                    st.refresh_band()
+                    self._finalize(target, "done", now)
+            elif kind == "cancel_maker":
+                self._prevent_all(target, target.remaining_volume or D0)
+                own.remove(target)
+                st.refresh_band()
+                self._finalize(target, "cancel", now)
+            elif kind == "reduce":
+                for o in (order, target):
+                    unit = o.price if o.ord_type == "limit" else price
+                    self._prevent_part(o, v, v * unit * (1 + rate) if o.side == "bid" else v)
+                if target.remaining_volume == 0:
+                    own.remove(target)
+                    st.refresh_band()
+                    self._finalize(target, "cancel", now)
+                else:
+                    self._order_event(target, now, "prevented")
+                if order.remaining_volume != 0:  # still something left: tell about the cut
+                    self._order_event(order, now, "prevented")
+            else:  # cancel_taker
+                rem = order.remaining_volume
+                self._prevent_all(order, rem if rem is not None else v)
+                return True
+        return False
+
+    def _prevent_all(self, order: Order, volume: Decimal) -> None:
+        """Self-match prevention withdraws the rest of an order (it is then cancelled)."""
+        order.prevented_volume += volume
+        order.prevented_locked += order.locked
+
+    def _prevent_part(self, order: Order, volume: Decimal, release: Decimal) -> None:
+        """`reduce`: withdraw `volume` from an order that stays open, releasing its funds at once."""
+        release = min(release, order.locked)
+        order.prevented_volume += volume
+        order.prevented_locked += release
+        order.locked -= release
+        coin = order.market.split("-", 1)[1]
+        self.accounts_book.unlock("KRW" if order.side == "bid" else coin, release)
+        self._asset_event(["KRW" if order.side == "bid" else coin])
 
     def _rest(self, st: _MarketState, order: Order) -> None:
         if order.side == "bid":

@@ -62,6 +62,10 @@ class Order:
     executed_volume: Decimal = D0
     executed_funds: Decimal = D0
     paid_fee: Decimal = D0
+    # self-match prevention: volume withdrawn from the order, and the funds (bid: KRW incl. fee)
+    # or coins (ask) released with it
+    prevented_volume: Decimal = D0
+    prevented_locked: Decimal = D0
     done_ms: int | None = None
     trades: list[Trade] = field(default_factory=list)
 
@@ -69,7 +73,7 @@ class Order:
     def remaining_volume(self) -> Decimal | None:
         if self.volume is None:
             return None
-        return self.volume - self.executed_volume
+        return self.volume - self.executed_volume - self.prevented_volume
 
     @property
     def is_open(self) -> bool:
@@ -97,8 +101,9 @@ class Order:
             "locked": format_decimal(self.locked),
             "executed_volume": format_decimal(self.executed_volume),
             "executed_funds": format_decimal(self.executed_funds),
-            "prevented_volume": "0",
-            "prevented_locked": "0",
+            # "0" as in Upbit's examples while nothing was prevented
+            "prevented_volume": format_decimal(self.prevented_volume) if self.prevented_volume else "0",
+            "prevented_locked": format_decimal(self.prevented_locked) if self.prevented_locked else "0",
             "trades_count": len(self.trades),
         }
         if self.time_in_force:
@@ -153,8 +158,8 @@ class Order:
             "is_maker": trade.is_maker if trade else None,
             "identifier": self.identifier,
             "smp_type": self.smp_type,
-            "prevented_volume": 0.0,
-            "prevented_locked": 0.0,
+            "prevented_volume": float(self.prevented_volume),
+            "prevented_locked": float(self.prevented_locked),
             "trade_timestamp": trade.ts_ms if trade else None,
             "order_timestamp": self.created_ms,
             "timestamp": ts_ms,

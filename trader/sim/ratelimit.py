@@ -3,7 +3,9 @@
 A sliding one-second window per (group, caller). Exceeding it answers 429; a caller that keeps
 hammering after `ban_after` 429s within ten seconds is answered 418 for `ban_s` seconds, as Upbit
 blocks abusive clients. The WebSocket groups are checked by `trader.sim.ws` (connections per
-IP or account, messages per connection; `websocket-message-min` is the 100/min half).
+IP or account, messages per connection; `websocket-message-min` is the 100/min half). The
+`origin` group (1 per 10 s per IP) replaces the usual group for a Quotation request or a public
+WebSocket handshake that carries an `Origin` header.
 """
 
 from __future__ import annotations
@@ -26,8 +28,16 @@ GROUP_LIMITS: dict[str, tuple[int, float]] = {  # group -> (requests, per second
     "websocket-connect": (5, 1.0),
     "websocket-message": (5, 1.0),
     "websocket-message-min": (100, 60.0),  # the per-minute half of the websocket-message limit
+    # requests carrying an Origin header (browsers): Quotation REST and public WebSocket together,
+    # 1 per 10 s per IP; Upbit's Remaining-Req then names the group `origin`
+    "origin": (1, 10.0),
 }
 MIN_FIXED = 1800  # `min=` is deprecated and fixed
+
+
+def origin_caller(host: str) -> str:
+    """The counter key of the `origin` limit: one per IP, whether REST or WebSocket."""
+    return f"origin:{host}"
 
 
 def too_many() -> SimError:

@@ -18,11 +18,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from trader.sim.book import level_text
 from trader.sim.market import DAY_MS, MINUTE_UNITS, PERIODS, SECONDS_KEPT_MS, parse_day_time
 from trader.sim.matching import SimError
 from trader.sim.params import RequestData, read_request
-from trader.sim.ratelimit import too_many
-from trader.upbit.rules import FEE_RATE, MAX_ORDER_KRW, MIN_ORDER_KRW, format_decimal
+from trader.sim.ratelimit import origin_caller, too_many
+from trader.sim.ws import parse_level
+from trader.timeutil import datetime_to_ms
+from trader.upbit.rules import FEE_RATE, MAX_ORDER_KRW, MIN_ORDER_KRW, format_decimal, tick_size
 
 if TYPE_CHECKING:
     from trader.sim.app import Simulator
@@ -64,7 +67,7 @@ def parse_time_ms(text: str) -> int:
     dt = datetime.fromisoformat(t)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1000)
+    return datetime_to_ms(dt)  # exact: no float seconds
 
 
 def _int(value: str | None, default: int, lo: int, hi: int, err: Callable[[], SimError]) -> int:
@@ -150,7 +153,12 @@ class RestApi:
                 if sim.config.strict and rd.body_kind:  # every Quotation endpoint is a GET
                     raise query_only_error()
                 host = request.client.host if request.client else "local"
-                header = sim.limiter.check(group, host)
+                if request.headers.get("origin") is not None:
+                    # browser-style requests: Upbit's separate 1-per-10-s limit, shared with the
+                    # public WebSocket handshake of the same IP
+                    header = sim.limiter.check("origin", origin_caller(host))
+                else:
+                    header = sim.limiter.check(group, host)
                 return _json(fn(rd, request), 200, {"Remaining-Req": header})
             except SimError as err:
                 return _json(err.body(), err.status)
@@ -289,7 +297,7 @@ class RestApi:
 
     def list_closed(self, rd: RequestData) -> object:
         states = self._states(rd, ("done", "cancel"), ("done", "cancel"))
-        now = self.ex.clock_ms or int(time.time() * 1000)
+        now = self.ex.clock_ms or time.time_ns() // 1_000_000
         try:
             end = parse_time_ms(rd.get("end_time")) if rd.get("end_time") else None
             start = parse_time_ms(rd.get("start_time")) if rd.get("start_time") else None
@@ -403,7 +411,7 @@ class RestApi:
         count = _int(rd.get("count"), 1, 1, 200, lambda: quote_error(400, INVALID))
         to = rd.get("to")
         try:
-            to_ms = parse_time_ms(to) if to else (self.ex.clock_ms or int(time.time() * 1000)) + 1
+            to_ms = parse_time_ms(to) if to else (self.ex.clock_ms or time.time_ns() // 1_000_000) + 1
         except ValueError as exc:
             raise quote_error(400, INVALID) from exc
         return market, count, to_ms
@@ -425,23 +433,33 @@ class RestApi:
         return st.candles_days(to_ms, count) if st else []
 
     def orderbook(self, rd: RequestData, request: Request) -> object:
+        """`level` groups the book into price buckets (KRW markets); a level the market does not
+        support yields no row, so a one-market request answers `[]`, as Upbit documents."""
         count = _int(rd.get("count"), 30, 1, 30, lambda: quote_error(400, INVALID))
-        return [self.sim.orderbook_message(m, count, rest=True) for m in self._markets(rd)]
+        raw_level = rd.get("level")
+        level = Decimal(0)
+        if raw_level is not None and raw_level != "":
+            parsed = parse_level(raw_level)
+            if parsed is None:
+                raise quote_error(400, INVALID)
+            level = parsed
+        rows = [self.sim.orderbook_message(m, count, level=level, rest=True) for m in self._markets(rd)]
+        return [r for r in rows if r is not None]
 
     def instruments(self, rd: RequestData, request: Request) -> object:
         out = []
         for m in self._markets(rd):
             last = self.ex.last_price(m)
-            from trader.upbit.rules import tick_size
             tick = tick_size(Decimal(repr(last))) if last else Decimal(1)
-            out.append({"market": m, "quote_currency": "KRW", "tick_size": format(tick.normalize(), "f"),
-                        "supported_levels": ["0"]})
+            out.append({"market": m, "quote_currency": m.split("-", 1)[0],
+                        "tick_size": format(tick.normalize(), "f"),
+                        "supported_levels": [level_text(lv) for lv in self.sim.supported_levels(m)]})
         return out
 
     def candles_seconds(self, rd: RequestData, request: Request) -> object:
         market, count, to_ms = self._candle_args(rd)
         st = self.sim.feed.stats_for(market)
-        now = self.ex.clock_ms or int(time.time() * 1000)
+        now = self.ex.clock_ms or time.time_ns() // 1_000_000
         return st.candles_seconds(to_ms, count, since_ms=now - SECONDS_KEPT_MS) if st else []
 
     def _period_endpoint(self, kind: str) -> Callable[[RequestData, Request], object]:

@@ -18,14 +18,16 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from trader.sim.book import level_text
 from trader.sim.matching import SimError
-from trader.sim.ratelimit import RateLimiter
+from trader.sim.ratelimit import RateLimiter, origin_caller
 
 SIMPLE_KEYS: dict[str, dict[str, str]] = {
     "ticker": {
@@ -85,6 +87,27 @@ TOO_MANY = "요청 수 제한을 초과했습니다."  # message of the TOO_MANY
 
 
 _KEY_ORDER: dict[tuple[str, int, str], tuple[str, ...]] = {}
+ORDERBOOK_COUNTS = (1, 5, 15, 30)  # `KRW-BTC.15`; since 2025-07-02 any other count gives 30
+
+
+def parse_orderbook_code(code: str) -> tuple[str, int, Decimal]:
+    """(market, unit count, level) of an orderbook subscription key: the client's code
+    (`KRW-BTC` or `KRW-BTC.15`), plus `|<level>` when a grouping level was asked for."""
+    base, _, level = code.partition("|")
+    market, _, count = base.partition(".")
+    n = int(count) if count.isdigit() else 30
+    return market, (n if n in ORDERBOOK_COUNTS else 30), (Decimal(level) if level else Decimal(0))
+
+
+def parse_level(value: object) -> Decimal | None:
+    """An orderbook `level` (number or numeric string) as a Decimal; None when it is not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        level = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return level if level.is_finite() and level >= 0 else None
 
 
 def simplify(msg: dict) -> dict:
@@ -228,7 +251,7 @@ class Hub:
         self.subs.setdefault((typ, code), {}).setdefault(conn.fmt, []).append(conn)
         conn.keys.append((typ, code))
         if typ == "orderbook":
-            self.orderbook_counts.setdefault(code.partition(".")[0], set()).add(code)
+            self.orderbook_counts.setdefault(parse_orderbook_code(code)[0], set()).add(code)
         elif typ in CANDLE_TYPES:
             self.candle_types.setdefault(code, set()).add(typ)
 
@@ -249,7 +272,7 @@ class Hub:
         self.candle_types = {}
         for typ, code in self.subs:
             if typ == "orderbook":
-                self.orderbook_counts.setdefault(code.partition(".")[0], set()).add(code)
+                self.orderbook_counts.setdefault(parse_orderbook_code(code)[0], set()).add(code)
             elif typ in CANDLE_TYPES:
                 self.candle_types.setdefault(code, set()).add(typ)
 
@@ -328,8 +351,12 @@ class WsEndpoint:
                  authenticate: Callable[[str | None], Any] | None = None, idle_s: float = 120.0,
                  before_connect: Callable[[], Any] | None = None,
                  limiter: RateLimiter | None = None,
-                 on_ack: Callable[[int | None], Any] | None = None) -> None:
+                 on_ack: Callable[[int | None], Any] | None = None,
+                 origin_limiter: RateLimiter | None = None) -> None:
         self.hub = hub
+        # the `origin` limit (1 handshake per 10 s per IP when an Origin header is sent; public
+        # endpoint only): checked whenever given, independently of the websocket-* limits
+        self.origin_limiter = origin_limiter
         # lockstep only: "ACK <sequential_id>" text frames release the feed (outside Upbit's protocol)
         self.on_ack = on_ack
         self.snapshot = snapshot
@@ -339,16 +366,19 @@ class WsEndpoint:
         self.limiter = limiter  # websocket-connect / websocket-message limits (None: unlimited)
 
     async def _admit(self, websocket: WebSocket, private: bool) -> bool:
-        """`websocket-connect`: 5/s per IP (public) or per account (private, authenticated).
+        """`websocket-connect`: 5/s per IP (public) or per account (private, authenticated), and
+        the `origin` limit for a public handshake with an Origin header.
         Over the limit the handshake is refused with HTTP 429 (418 once banned), the status
         Upbit documents for any request over its limit; the body is the REST error JSON."""
-        if self.limiter is None:
-            return True
         host = websocket.client.host if websocket.client else "local"
-        # own keys: a WebSocket reconnect storm must not ban the REST callers of the same IP
-        caller = "ws-account" if private and websocket.headers.get("authorization") else f"ws-ip:{host}"
         try:
-            self.limiter.check("websocket-connect", caller)
+            has_origin = websocket.headers.get("origin") is not None
+            if not private and has_origin and self.origin_limiter is not None:
+                self.origin_limiter.check("origin", origin_caller(host))
+            if self.limiter is not None:
+                # own keys: a WebSocket reconnect storm must not ban the REST callers of the same IP
+                authed = private and websocket.headers.get("authorization")
+                self.limiter.check("websocket-connect", "ws-account" if authed else f"ws-ip:{host}")
         except SimError as err:
             body = Response(orjson.dumps(err.body()), status_code=err.status, media_type="application/json")
             logger = logging.getLogger("uvicorn.error")
@@ -481,7 +511,15 @@ class WsEndpoint:
                 return
             only_snap = _flag(t, "is_only_snapshot", "isOnlySnapshot")
             only_real = _flag(t, "is_only_realtime", "isOnlyRealtime")
-            plan.append((typ, [str(c) for c in codes], only_snap, only_real))
+            keys = [str(c) for c in codes]
+            if typ == "orderbook" and t.get("level") is not None:
+                level = parse_level(t["level"])
+                if level is None:
+                    conn.push(ws_error("INVALID_PARAM", "level 값이 올바르지 않습니다."))
+                    return
+                if level:  # grouped books are separate subscriptions; an unsupported level sends nothing
+                    keys = [f"{c}|{level_text(level)}" for c in keys]
+            plan.append((typ, keys, only_snap, only_real))
         # a new request on the same socket replaces the subscription
         self.hub.unsubscribe_all(conn)
         conn.fmt = fmt
