@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from trader.domain import Tick
 from trader.marketdata.events import tick_from_rest_trade
+from trader.timeutil import datetime_to_ms, ms_to_datetime, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -134,17 +135,17 @@ def _earlier_day_left(after_day: int, days_ago: int | None, until: Tick | None) 
     paged = days_ago or 0
     if paged >= 7:
         return False
-    reference_ms = until.ts_ms if until is not None else int(datetime.now(UTC).timestamp() * 1000)
+    reference_ms = until.ts_ms if until is not None else now_ms()
     return after_day < reference_ms // 86_400_000 - paged
 
 
 def _utc_iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ms_to_datetime(ms).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _candle_start_ms(row: dict[str, Any]) -> int:
     dt = datetime.fromisoformat(str(row["candle_date_time_utc"])).replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1000)
+    return datetime_to_ms(dt)
 
 
 async def backfill_candles(rest: TradesSource, after: Tick, until: Tick | None, now_ms: int) -> list[Tick]:

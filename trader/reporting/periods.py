@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
+from trader.timeutil import datetime_to_ms, ms_to_datetime
+
 KST = timezone(timedelta(hours=9), "KST")
 DAY_MS = 86_400_000
 PERIODS = ("day", "week", "month", "all")
@@ -17,19 +19,19 @@ PERIODS = ("day", "week", "month", "all")
 def day_start_ms(day: date, day_start_hour: int = 9) -> int:
     """UTC epoch ms where trading day `day` begins."""
     start = datetime(day.year, day.month, day.day, day_start_hour, tzinfo=KST)
-    return int(start.timestamp()) * 1000
+    return datetime_to_ms(start)
 
 
 def trading_day(ts_ms: int, day_start_hour: int = 9) -> date:
     """The trading day an instant belongs to."""
-    kst = datetime.fromtimestamp(ts_ms / 1000, tz=UTC).astimezone(KST)
+    kst = ms_to_datetime(ts_ms).astimezone(KST)
     return (kst - timedelta(hours=day_start_hour)).date()
 
 
 def last_complete_day(now: datetime | None = None, day_start_hour: int = 9) -> date:
     """The most recent trading day that has ended (what the morning report covers)."""
     now = now or datetime.now(UTC)
-    return trading_day(int(now.timestamp() * 1000), day_start_hour) - timedelta(days=1)
+    return trading_day(datetime_to_ms(now), day_start_hour) - timedelta(days=1)
 
 
 def period_first_day(day: date, period: str) -> date | None:
@@ -58,5 +60,5 @@ def report_window(day: date, period: str, day_start_hour: int = 9) -> tuple[int,
 
 def fmt_kst(ts_ms: int, with_seconds: bool = False) -> str:
     """'2024-03-05 09:00 KST' for a UTC epoch ms."""
-    kst = datetime.fromtimestamp(ts_ms / 1000, tz=UTC).astimezone(KST)
+    kst = ms_to_datetime(ts_ms).astimezone(KST)
     return kst.strftime("%Y-%m-%d %H:%M:%S KST" if with_seconds else "%Y-%m-%d %H:%M KST")
