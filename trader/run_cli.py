@@ -18,6 +18,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from trader.timeutil import datetime_to_ms
+
 EXIT_MISMATCH = 3
 EXIT_USAGE = 2
 
@@ -96,7 +98,7 @@ def parse_ts(text: str) -> int:
     dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1000)
+    return datetime_to_ms(dt)
 
 
 class Venue:

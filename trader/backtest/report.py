@@ -12,13 +12,14 @@ from __future__ import annotations
 import csv
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 
 from trader.backtest.runner import FillRecord, RunOutput
+from trader.timeutil import ms_to_datetime
 from trader.upbit.rules import FEE_RATE, format_decimal
 
 KST_OFFSET = timedelta(hours=9)
@@ -26,7 +27,7 @@ _ZERO = Decimal(0)
 
 
 def kst(ts_ms: int) -> str:
-    return (datetime.fromtimestamp(ts_ms / 1000, tz=UTC) + KST_OFFSET).strftime("%Y-%m-%d %H:%M:%S")
+    return (ms_to_datetime(ts_ms) + KST_OFFSET).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def fingerprint(fills: list[FillRecord]) -> str:

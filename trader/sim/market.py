@@ -26,6 +26,7 @@ from operator import itemgetter
 from trader.marketdata.synth import TradeArrays
 from trader.sim.matching import Exchange
 from trader.sim.ws import SIMPLE_KEYS
+from trader.timeutil import datetime_to_ms, ms_to_datetime
 
 KST = timezone(timedelta(hours=9))
 log = logging.getLogger("trader.sim.feed")
@@ -44,7 +45,7 @@ CANDLE_WS_SECONDS = {"candle.1s": 1, **{f"candle.{u}m": u * 60 for u in MINUTE_U
 
 
 def _utc(ts_ms: int) -> datetime:
-    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    return ms_to_datetime(ts_ms)
 
 
 _DAY_CACHE: dict[int, tuple[str, str]] = {}
@@ -94,7 +95,7 @@ def period_start(kind: str, day_ms: int) -> int:
         return day_ms - weekday * DAY_MS
     d = _utc(day_ms)
     start = datetime(d.year, d.month if kind == "months" else 1, 1, tzinfo=UTC)
-    return int(start.timestamp() * 1000)
+    return datetime_to_ms(start)
 
 
 def parse_day_time(text: str) -> int:

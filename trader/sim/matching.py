@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 import uuid as uuid_mod
 from collections.abc import Callable, Iterable, Sequence
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
@@ -20,6 +19,7 @@ from trader.domain import Fill, Side
 from trader.sim.accounts import Accounts
 from trader.sim.book import SyntheticBook, group_units
 from trader.sim.orders import D0, Order, Trade
+from trader.timeutil import now_ms
 from trader.upbit.rules import FEE_RATE, MAX_ORDER_KRW, MIN_ORDER_KRW, is_on_tick
 
 Q8 = Decimal("0.00000001")
@@ -159,7 +159,7 @@ class Exchange:
     def _now(self, ts_ms: int | None) -> int:
         if ts_ms is not None:
             return int(ts_ms)
-        return self._clock_ms or int(time.time() * 1000)
+        return self._clock_ms or now_ms()
 
     def subscribe(self, listener: Callable[[str, dict], None]) -> None:
         with self._lock:

@@ -8,9 +8,10 @@ KST the way Upbit does (`2025-06-25T15:42:25+09:00`, trades with microseconds).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from decimal import Decimal
 
+from trader.timeutil import ms_to_datetime
 from trader.upbit.rules import format_decimal
 
 KST = timezone(timedelta(hours=9))
@@ -19,7 +20,7 @@ D0 = Decimal(0)
 
 def kst_iso(ts_ms: int, *, micros: bool = False) -> str:
     """Upbit's KST timestamp string for an epoch-ms instant."""
-    dt = datetime.fromtimestamp(ts_ms / 1000, tz=KST)
+    dt = ms_to_datetime(ts_ms).astimezone(KST)
     return dt.isoformat(timespec="microseconds" if micros else "seconds")
 
 

@@ -34,6 +34,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from trader.domain import Tick
 from trader.marketdata.events import Event, error_from_message, to_event
 from trader.marketdata.gaps import Gap, SeenTrades, TradesSource, backfill
+from trader.timeutil import now_ms
 from trader.upbit.auth import Credentials, make_token
 from trader.upbit.errors import AuthError, redact
 
@@ -275,7 +276,7 @@ class UpbitWebSocket:
             self.stats.gaps.append(Gap(first.market, last.ts_ms, last.seq, first.ts_ms, first.seq, 0, "none"))
             log.warning("gap in %s not filled: no REST client", first.market)
             return []
-        ticks, gap = await backfill(self.rest, last, first, self.seen, now_ms=int(time.time() * 1000))
+        ticks, gap = await backfill(self.rest, last, first, self.seen, now_ms=now_ms())
         self.stats.gaps.append(gap)
         out = [t for t in ticks if self.seen.add(t)]
         self.stats.backfilled += len(out)
