@@ -225,6 +225,8 @@ class TradingLoop:
             return await self._run()
         finally:
             sys.setswitchinterval(previous_switch)
+            if self.freeze_gc:
+                gc.unfreeze()  # a process that runs loops again (flow retries, tests) collects them
 
     async def _run(self) -> LoopStats:
         await self.start()

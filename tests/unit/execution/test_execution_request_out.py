@@ -78,3 +78,20 @@ async def test_a_client_that_never_signals_holds_the_stream_only_briefly() -> No
     # no signal and no time to wait: the stream goes on while the order makes its way out
     assert events.index("order out") > events.index("tick 2"), events
     assert events.count("order out") == 1 and "tick 10" in events
+
+
+async def test_the_loop_freezes_its_start_up_heap_while_it_runs_and_releases_it_after() -> None:
+    import gc
+
+    frozen: list[int] = []
+
+    async def burst():
+        frozen.append(gc.get_freeze_count())
+        yield Tick(MARKET, 1, 5_000_000.0, 0.1, "BID", 1)
+
+    loop = TradingLoop(SimpleNamespace(market=MARKET), FakeExchange(), burst(), StateRepo(),
+                       Portfolio(D("1000000")), strategy=BuyOnFirstTick([]),
+                       reconcile_on_start=False)  # fmt: skip
+    await loop.run()
+    assert frozen[0] > 0  # a full collection skips what was alive at start
+    assert gc.get_freeze_count() == 0
