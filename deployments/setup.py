@@ -9,10 +9,11 @@ Creates or refreshes, in order:
 4. the `upbit-access-key` / `upbit-secret-key` Secret blocks, from UPBIT_ACCESS_KEY /
    UPBIT_SECRET_KEY when set (never printed);
 5. `prefect deploy --all` from `prefect.yaml` (skip with --no-deploy);
-6. two automations: *zombie flow runs* (a run whose heartbeats stop is marked Crashed, as when
-   its worker is killed) and *crash alert* (any Crashed run of trading/report/snapshot starts the
-   `notify-failure` deployment, which mails the alert). Hooks cover failures the process sees;
-   the automations cover the ones nobody in the process lives to see.
+6. two automations: *zombie flow runs* (a run whose heartbeats stop for `--zombie-after-s`,
+   default 90 s, is marked Crashed, as when its worker is killed) and *crash alert* (any
+   Crashed run of trading/report/snapshot starts the `notify-failure` deployment, which mails
+   the alert). Hooks cover failures the process sees; the automations cover
+   the ones nobody in the process lives to see.
 
 Running it again replaces everything with the same names; nothing accumulates.
 """
@@ -24,6 +25,7 @@ import os
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 from deployments.env import PROJECT_DIR
 
@@ -36,9 +38,16 @@ NOTIFY_DEPLOYMENT = "notify-failure/notify-failure"
 WATCHED_FLOWS = ("trading", "report", "snapshot")
 ZOMBIE_AUTOMATION = "autotrader: mark zombie flow runs crashed"
 CRASH_AUTOMATION = "autotrader: mail an alert when a run crashes"
-# flows send a heartbeat every PREFECT_FLOWS_HEARTBEAT_FREQUENCY s (prefect.yaml sets 30);
-# three missed beats mean the process is gone
-ZOMBIE_AFTER = timedelta(seconds=90)
+# Flows send a heartbeat every PREFECT_FLOWS_HEARTBEAT_FREQUENCY s (prefect.yaml sets 30, the
+# least Prefect accepts); three missed beats mean the process is gone. TRADER_PREFECT_ZOMBIE_AFTER_S
+# or --zombie-after-s shortens it (the e2e test kills a run and waits for the automation).
+ZOMBIE_AFTER_S = 90.0
+ZOMBIE_AFTER_ENV = "TRADER_PREFECT_ZOMBIE_AFTER_S"
+HEARTBEAT_SETTING = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"
+# a heartbeat is an event sent by a thread, then queued and evaluated by the server's trigger
+# service every 5 s: a zombie threshold closer than this to the heartbeat marks live runs Crashed
+HEARTBEAT_MARGIN_S = 10.0
+PREFECT_DEFAULT_HEARTBEAT_S = 180.0
 
 
 def ensure_work_pool(name: str = WORK_POOL) -> None:
@@ -107,7 +116,32 @@ def _jinja(template: str) -> dict[str, str]:
     return {"__prefect_kind": "jinja", "template": template}
 
 
-def ensure_automations() -> bool:
+def deployed_heartbeat_s(prefect_yaml: Path | None = None) -> float:
+    """The slowest heartbeat prefect.yaml gives a deployment (Prefect's default is 180 s)."""
+    import yaml
+
+    path = prefect_yaml or PROJECT_DIR / "prefect.yaml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    periods = []
+    for deployment in config.get("deployments") or []:
+        env = ((deployment.get("work_pool") or {}).get("job_variables") or {}).get("env") or {}
+        periods.append(float(env.get(HEARTBEAT_SETTING, PREFECT_DEFAULT_HEARTBEAT_S)))
+    # the slowest decides: a threshold below it would mark that deployment's live runs Crashed
+    return max(periods, default=PREFECT_DEFAULT_HEARTBEAT_S)
+
+
+def check_zombie_after(zombie_after_s: float, heartbeat_s: float) -> timedelta:
+    """The zombie threshold as a timedelta, refused when live runs could look dead."""
+    if zombie_after_s < heartbeat_s + HEARTBEAT_MARGIN_S:
+        raise SystemExit(
+            f"--zombie-after-s {zombie_after_s:g} is too short: flows send a heartbeat every "
+            f"{heartbeat_s:g} s ({HEARTBEAT_SETTING} in prefect.yaml; Prefect's minimum is 30), so "
+            f"live runs would be marked Crashed; use at least {heartbeat_s + HEARTBEAT_MARGIN_S:g}"
+        )
+    return timedelta(seconds=zombie_after_s)
+
+
+def ensure_automations(zombie_after: timedelta = timedelta(seconds=ZOMBIE_AFTER_S)) -> bool:
     """Create both automations; False when `notify-failure` is not deployed yet."""
     from prefect import get_client
     from prefect.client.schemas.objects import StateType
@@ -115,6 +149,7 @@ def ensure_automations() -> bool:
     from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
     from prefect.exceptions import ObjectNotFound
 
+    seconds = zombie_after.total_seconds()
     with get_client(sync_client=True) as client:
         try:
             notify = client.read_deployment_by_name(NOTIFY_DEPLOYMENT)
@@ -127,7 +162,7 @@ def ensure_automations() -> bool:
             client,
             AutomationCore(
                 name=ZOMBIE_AUTOMATION,
-                description="No heartbeat for 90 s and no final state: the process died.",
+                description=f"No heartbeat for {seconds:g} s and no final state: the process died.",
                 trigger=EventTrigger(
                     after={"prefect.flow-run.heartbeat"},
                     expect={
@@ -141,12 +176,12 @@ def ensure_automations() -> bool:
                     for_each={"prefect.resource.id"},
                     posture=Posture.Proactive,
                     threshold=1,
-                    within=ZOMBIE_AFTER,
+                    within=zombie_after,
                 ),
                 actions=[
                     ChangeFlowRunState(
                         state=StateType.CRASHED,
-                        message="No heartbeat for 90 s: the flow run's process is gone.",
+                        message=f"No heartbeat for {seconds:g} s: the flow run's process is gone.",
                     )
                 ],
             ),
@@ -187,7 +222,15 @@ def ensure_automations() -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deployments.setup", description=__doc__.split("\n")[0])
     parser.add_argument("--no-deploy", action="store_true", help="do not run `prefect deploy --all`")
+    parser.add_argument(
+        "--zombie-after-s",
+        type=float,
+        default=float(os.environ.get(ZOMBIE_AFTER_ENV, ZOMBIE_AFTER_S)),
+        help=f"mark a run Crashed after this many seconds without a heartbeat (default "
+        f"${ZOMBIE_AFTER_ENV} or {ZOMBIE_AFTER_S:g}; at least the heartbeat + {HEARTBEAT_MARGIN_S:g})",
+    )
     args = parser.parse_args(argv)
+    zombie_after = check_zombie_after(args.zombie_after_s, deployed_heartbeat_s())
     from prefect.settings import PREFECT_API_URL
 
     print(f"Prefect API    {PREFECT_API_URL.value() or '(ephemeral)'}")
@@ -196,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     ensure_blocks()
     if not args.no_deploy:
         deploy_all()
-    ensure_automations()
+    ensure_automations(zombie_after)
     return 0
 
 

@@ -1,10 +1,18 @@
-"""Flow-run state hooks: mail a failure alert the moment a run fails, crashes or is cancelled.
+"""Flow-run state hooks: mail a failure alert the moment a run fails or crashes.
 
-`on_failure`/`on_crashed` hooks run in the flow's own process after the final state is set
-(after the last retry, never on a retried attempt). The mail is built by
-`trader.reporting.alerts` (secrets scrubbed) and sent with smtplib bounded by
-TRADER_SMTP_TIMEOUT_S; a hook never raises. Crashes no hook lives to see (a killed worker) are
-caught by the server-side automation created in `deployments/setup.py`.
+`on_failure`/`on_crashed` hooks run after the final state is set (after the last retry, never
+on a retried attempt): in the flow's own process, or — for a run whose process died under a
+live worker (kill -9, OOM) — in the worker, which marks the run Crashed itself. The mail is
+built by `trader.reporting.alerts` (secrets scrubbed) and sent with smtplib bounded by
+TRADER_SMTP_TIMEOUT_S; a hook never raises. Crashes no hook lives to see (worker and process
+both gone) are caught by the server-side automations created in `deployments/setup.py`.
+
+Every Crashed run also starts the crash automation's `notify-failure`; a hook that mailed tags
+the run `alert-mailed`, and `notify-failure` then stays silent: one crash, one mail.
+
+A cancel (the UI's Cancel button) is deliberately not reported: it is the user's own action and
+nothing failed. There is no `on_cancellation` hook, the trading loop still shuts down cleanly
+(tests/e2e/test_e2e_trading_lifecycle.py).
 """
 
 from __future__ import annotations
@@ -17,6 +25,12 @@ log = logging.getLogger("flows.hooks")
 
 # Latest position of each trading run, kept by the trading flow so an alert can say what was held.
 LAST_POSITION: dict[str, dict[str, Any]] = {}
+# The tag a hook puts on a run it mailed an alert for (flows/notify.py then does not mail again).
+ALERTED_TAG = "alert-mailed"
+
+
+class RunCrashed(RuntimeError):
+    """Stands for the failure of a run that crashed with no exception of its own (killed process)."""
 
 
 def state_exception(state: Any) -> BaseException:
@@ -29,7 +43,21 @@ def state_exception(state: Any) -> BaseException:
     for value in (data, getattr(data, "result", None)):
         if isinstance(value, BaseException):
             return value
-    return RuntimeError(f"{state.name}: {state.message or 'no message'}")
+    # a run whose process was killed carries no exception: name the crash, not "RuntimeError"
+    kind = RunCrashed if state.name == "Crashed" else RuntimeError
+    return kind(f"{state.name}: {state.message or 'no message'}")
+
+
+def mark_alerted(flow_run_id: str) -> None:
+    """Tag the run `alert-mailed`, so the crash automation's notify-failure does not mail it again."""
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        return  # no server, so no automation to tell (and no ephemeral server started for a tag)
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run_id)
+        client.update_flow_run(flow_run_id, tags=sorted({*(run.tags or []), ALERTED_TAG}))
 
 
 def alert_context(
@@ -61,3 +89,9 @@ def mail_failure_alert(flow: Any, flow_run: Any, state: Any) -> None:
         log.warning("failure alert for %s (%s): %s", context["flow"], context["state"], outcome)
     except Exception:  # a hook must never hide the original failure
         log.exception("failure alert hook failed")
+        return
+    if sent and context["flow_run_id"]:
+        try:  # only after the mail went out: a tag without a mail would silence the automation
+            mark_alerted(context["flow_run_id"])
+        except Exception:  # at worst notify-failure mails a second time
+            log.warning("could not tag flow run %s %s", context["flow_run_id"], ALERTED_TAG, exc_info=True)

@@ -12,8 +12,11 @@ Table of contents of a run:
    every `status_every_s`, and one log line every `log_every_s` — never per tick;
 4. when the loop dies the flow fails and Prefect retries it with back-off: start-up reconciles,
    so a retry resumes where the ledger and the exchange agree (crash-only design);
-5. final failure or crash mails an alert (hooks); cancelling from the UI stops the loop cleanly
-   (in-flight orders get `shutdown_grace_s`, then are left to the next start's reconcile).
+5. final failure or crash mails an alert (hooks; crashes nobody saw: automations). Cancelling
+   from the UI is no failure and mails nothing: the worker SIGTERMs the process, the loop's
+   shutdown runs on the way out (strategy state saved, streams and database closed) and an
+   order still in flight is left recorded for the next start's reconcile (crash-only design);
+   the run is Cancelled within seconds (tests/e2e/test_e2e_trading_lifecycle.py).
 
 `fail_after_ticks` injects a fault (the market stream raises after N ticks of every attempt):
 the e2e test and the README's "see an alert" recipe use it.

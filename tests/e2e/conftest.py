@@ -120,12 +120,26 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory, smtp_sink: SmtpSink
         _stop(proc)
 
 
+@pytest.fixture(scope="session")
+def deployed(prefect_server: PrefectServer) -> PrefectServer:
+    """The server after `python -m deployments.setup` (pool, blocks, deployments, automations)."""
+    proc = prefect_server.run("deployments.setup", timeout=300)
+    assert "automation     autotrader: mail an alert when a run crashes" in proc.stdout, proc.stdout
+    return prefect_server
+
+
 @pytest.fixture
 def worker_factory(prefect_server: PrefectServer) -> Iterator:
     """Start `prefect worker start --pool P` (optionally --run-once); all stopped at teardown."""
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(pool: str = "autotrader-local", *, run_once: bool = False, log_name: str = "worker.log"):
+    def start(
+        pool: str = "autotrader-local",
+        *,
+        run_once: bool = False,
+        log_name: str = "worker.log",
+        env: dict[str, str] | None = None,
+    ):
         cmd = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"]
         if run_once:
             cmd.append("--run-once")
@@ -133,7 +147,7 @@ def worker_factory(prefect_server: PrefectServer) -> Iterator:
         proc = subprocess.Popen(
             cmd,
             cwd=PROJECT_DIR,
-            env=prefect_server.env,
+            env={**prefect_server.env, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -57,3 +57,42 @@ def test_hook_mails_with_the_last_position_and_never_raises(monkeypatch: pytest.
 
     monkeypatch.setattr(alerts, "send_failure_alert", broken)
     hooks.mail_failure_alert(SimpleNamespace(name="trading"), run, _state(exc))  # must not raise
+
+
+def test_a_crash_without_an_exception_is_named_a_crash() -> None:
+    """A run killed under a live worker reaches the hook as a bare Crashed state: the alert's
+    subject must say RunCrashed (as notify-failure's does), not a generic RuntimeError."""
+    exc = hooks.state_exception(_state(None, "Crashed", "Process exited with status code: -9"))
+    assert type(exc) is hooks.RunCrashed and "-9" in str(exc)
+    assert type(hooks.state_exception(_state(None, "Failed", "x"))) is RuntimeError
+
+
+def test_hook_tags_the_run_only_after_the_mail_went_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tag silences notify-failure for this run: set it only for a mail that really left."""
+    import trader.reporting.alerts as alerts
+
+    tagged: list[str] = []
+    monkeypatch.setattr(hooks, "mark_alerted", tagged.append)
+    outcome = {"sent": False}
+    monkeypatch.setattr(alerts, "send_failure_alert", lambda *a, **k: outcome["sent"])
+    run = SimpleNamespace(name="r", id="run-2", parameters={})
+    state = _state(None, "Crashed", "killed")
+    hooks.mail_failure_alert(SimpleNamespace(name="trading"), run, state)
+    assert tagged == []
+    outcome["sent"] = True
+    hooks.mail_failure_alert(SimpleNamespace(name="trading"), run, state)
+    assert tagged == ["run-2"]
+
+    def broken(_: str) -> None:
+        raise OSError("api down")
+
+    monkeypatch.setattr(hooks, "mark_alerted", broken)
+    hooks.mail_failure_alert(SimpleNamespace(name="trading"), run, state)  # must not raise
+
+
+def test_mark_alerted_needs_no_server_when_there_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        hooks.mark_alerted("run-3")  # returns at once: no ephemeral server for a tag

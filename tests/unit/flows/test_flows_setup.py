@@ -56,3 +56,24 @@ def test_snapshot_days() -> None:
     assert snapshot.resolve_days("2024-03-05") == [date(2024, 3, 5)]
     yesterday, today = snapshot.resolve_days(None)
     assert (today - yesterday).days == 1
+
+
+def test_zombie_threshold_reads_the_heartbeat_of_prefect_yaml_and_refuses_a_shorter_one(
+    tmp_path: Path,
+) -> None:
+    """A threshold at or under the heartbeat would mark live runs Crashed: refused at set-up."""
+    import pytest
+
+    from deployments.setup import check_zombie_after, deployed_heartbeat_s
+
+    assert deployed_heartbeat_s() == 30.0  # the checkout's prefect.yaml
+    yaml_path = tmp_path / "prefect.yaml"
+    yaml_path.write_text(
+        "deployments:\n"
+        "  - {name: a, work_pool: {job_variables: {env: {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: '30'}}}}\n"
+        "  - {name: b, work_pool: {name: p}}\n"  # no setting: Prefect's default, 180 s
+    )
+    assert deployed_heartbeat_s(yaml_path) == 180.0
+    assert check_zombie_after(40, 30.0).total_seconds() == 40
+    with pytest.raises(SystemExit, match="at least 40"):
+        check_zombie_after(35, 30.0)
