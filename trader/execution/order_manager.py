@@ -131,6 +131,9 @@ class ManagedOrder:
     sent_market_ms: int | None = None  # market time (last tick ts) when it went out, if known
     record_path: str = ""  # "journal" (loop thread) | "thread" (worker thread) | "" (not recorded)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # True while `confirm` waits on this resting limit order with nothing to do (a lockstep
+    # loop's "settled" test: the order rests and its task is parked until `wake` or a poll)
+    parked: bool = False
 
     @property
     def market(self) -> str:
@@ -378,7 +381,11 @@ class OrderManager:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
-            await self._wait_wake(order, min(self.poll_interval_s, remaining))
+            order.parked = True
+            try:
+                await self._wait_wake(order, min(self.poll_interval_s, remaining))
+            finally:
+                order.parked = False
             await self.refresh(order)
         if not order.is_final:
             await self.cancel(order)
@@ -419,7 +426,11 @@ class OrderManager:
                         order.identifier,
                     )
                     break
-                await self._wait_wake(order, min(self.poll_interval_s, remaining))
+                order.parked = True
+                try:
+                    await self._wait_wake(order, min(self.poll_interval_s, remaining))
+                finally:
+                    order.parked = False
                 await self.refresh(order)
         finally:
             if self._market_deadlines.pop(order, None) is not None:

@@ -1,9 +1,10 @@
 """Lockstep paper trading agrees with the backtest: same data, seed and ticks per candle → same fills.
 
 A simulator in `lockstep` mode applies one trade and waits for the client's `/_sim/ack`; the
-trading loop acks each tick (`after_tick`) once the tick's orders are out and, for market orders,
-confirmed. Every order then meets the exchange as of the trade that caused it, as in the backtest
-(trader/backtest/runner.py), so the fills must be the same, one for one.
+trading loop acks each tick (`after_tick`) once every in-flight order is settled (market orders
+confirmed, limit orders resting or finished; see engine.py, "lockstep"). Every order then meets
+the exchange as of the trade that caused it, as in the backtest (trader/backtest/runner.py), so
+the fills must be the same, one for one. Limit orders: test_trading_lockstep_limits.py.
 """
 
 from __future__ import annotations
