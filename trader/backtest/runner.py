@@ -121,8 +121,15 @@ class Backtest:
     # ------------------------------------------------------------------ ledger plumbing
     def view(self) -> PositionView:
         if self._view is None:
-            self._view = self.portfolio.view(self.market, pending=self.pending is not None)
+            self._view = self.portfolio.view(self.market, pending=self._blocking())
         return self._view
+
+    def _blocking(self) -> bool:
+        """Whether the order in flight keeps the strategy from deciding — as in the live loop:
+        an entry does, a resting sell (a take-profit limit) does not, so a stop can still fire
+        while it rests (`_supersede` then cancels it first, as the order manager does)."""
+        pend = self.pending
+        return pend is not None and pend.intent.kind is IntentKind.BUY
 
     def _apply(self, fills: list[Fill], reason: str, intent_id: str) -> None:
         pf = self.portfolio
@@ -183,6 +190,16 @@ class Backtest:
         deadline = ts + int((intent.timeout_s or 0) * 1000)
         self.pending = _Pending(intent, uuid, deadline)
         self._view = None
+
+    def _supersede(self, ts: int) -> None:
+        """A new decision while a sell rests: cancel it (no timeout fallback) and report what it
+        filled, before the new order goes out — the live order manager's `superseded` path."""
+        pend = self.pending
+        assert pend is not None
+        with contextlib.suppress(SimError):  # it may have filled in the meantime
+            self.exchange.cancel_order(uuid=pend.uuid, ts_ms=ts)
+        order = self._order(pend.uuid)
+        self._finish(pend.intent, pend.filled + order.executed_volume, pend.funds + order.executed_funds, ts)
 
     def _settle_pending(self, ts: int) -> None:
         """The pending order got fills from a trade: finish the intent if the order is done."""
@@ -315,6 +332,11 @@ class Backtest:
             intents = on_price(t, p, self._view or self.view())
             if intents:
                 for intent in intents:
+                    pend = self.pending
+                    if pend is not None:
+                        if intent.intent_id == pend.intent.intent_id:
+                            continue  # re-emitted while its limit order rests: already in hand
+                        self._supersede(t)
                     self.submit(intent, t, p)
                 no_skip_until = 0
             elif fills:

@@ -4,8 +4,10 @@ Contract (the live loop, paper trading and the backtest all drive it the same wa
 - `on_tick(tick, position) -> list[Intent]` (or `on_price(ts_ms, price, position)`, the same
   code without building a Tick): at most one intent per call, none while `position.pending`.
   Market observation (indicators, the peak since entry) happens on every call, pending or not.
-  Stops are evaluated on every trade; while an order is pending (e.g. a resting take-profit
-  limit) nothing new is emitted, so keep limit `timeout_s` short.
+  Stops are evaluated on every trade. The loops report `pending` for an order that must finish
+  before the next decision (an entry, a market exit), not for a resting take-profit limit: a stop
+  may fire while it rests, and execution cancels the take-profit before selling; the strategy
+  re-emits the resting take-profit's intent until its result comes, and loops drop the repeat.
 - `on_order_result(intent, filled_volume, avg_price, ts_ms)`: execution reports what an intent
   achieved once its order is final (after any timeout fallback; zero if nothing filled). Entry
   count, ladder progress and cooldown clocks advance only here, so a crash between sending and

@@ -112,3 +112,18 @@ def test_replaying_quiet_trades_leaves_the_exchange_as_feeding_them_one_by_one()
     assert one.last_price("KRW-BTC") == bulk.last_price("KRW-BTC")
     assert one.clock_ms == bulk.clock_ms
     assert one.orderbook_units("KRW-BTC") == bulk.orderbook_units("KRW-BTC")  # sizes scale with volume
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_a_stop_fires_while_a_take_profit_limit_rests_and_cancels_it_first(skip):
+    # as in the live loop: a resting take-profit does not silence the stop-loss (it used to wait
+    # for the take-profit's 300 s timeout and its market fallback, far below the stop)
+    fall = [100 * M, 100 * M, 103 * M, 102.5 * M, 101 * M, 99 * M, 96.5 * M] + [90 * M] * 400
+    res = backtest(fall, exits={"take_profit": [{"gain": 0.03, "sell": 0.5}], "stop_loss": 0.03},
+                   limit_orders={"use_for": ["take_profit"], "timeout_s": 300, "on_timeout": "market"},
+                   cooldown={"after_sell_s": 3600, "after_stop_loss_s": 3600}, skip=skip)
+    assert reasons(res) == [("bid", "entry"), ("ask", "stop_loss")]
+    stop = res.output.fills[1]
+    assert stop.price >= Decimal(96_000_000) and stop.ts_ms == 1_704_067_206_000
+    assert res.output.final_volume == 0
+    assert res.output.rejected == []
