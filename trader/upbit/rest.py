@@ -69,9 +69,13 @@ async def _trace_order_write(request: httpx.Request) -> None:
     if callback is None or request.method != "POST":
         return
 
+    earlier = request.extensions.get("trace")  # someone else's trace keeps working
+
     async def trace(event: str, info: dict[str, Any]) -> None:
         if event == _BODY_WRITTEN:
             callback()
+        if earlier is not None:
+            await earlier(event, info)
 
     request.extensions = {**request.extensions, "trace": trace}
 

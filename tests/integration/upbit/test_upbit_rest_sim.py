@@ -197,3 +197,33 @@ async def test_an_order_request_reports_when_its_body_is_written(client: UpbitRe
     # without a callback set (any other caller), nothing is reported and nothing breaks
     await client.create_order(m, Side.BID, OrdType.PRICE, identifier=ident(), price=Decimal(10000))
     assert calls == ["out"]
+
+
+async def test_a_callers_own_httpx_trace_keeps_working_beside_the_order_signal(sim_server) -> None:
+    import httpx
+
+    from trader.upbit.client import order_request_out
+
+    events: list[str] = []
+
+    async def trace(name: str, info: dict) -> None:
+        events.append(name)
+
+    async def hook(request: httpx.Request) -> None:
+        request.extensions = {**request.extensions, "trace": trace}
+
+    http = httpx.AsyncClient(event_hooks={"request": [hook]}, timeout=5.0)
+    client = UpbitRestClient(
+        sim_server.access_key, sim_server.secret_key, sim_server.base_url, http_client=http
+    )
+    out: list[str] = []
+    token = order_request_out.set(lambda: out.append("out"))
+    try:
+        await client.create_order(sim_server.market, Side.BID, OrdType.PRICE, identifier=ident(),
+                                  price=Decimal(10000))  # fmt: skip
+    finally:
+        order_request_out.reset(token)
+        await client.close()
+        await http.aclose()
+    assert out == ["out"]
+    assert "http11.send_request_body.complete" in events
