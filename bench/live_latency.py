@@ -24,9 +24,11 @@ Printed figures:
 - garbage-collector pauses during the run per generation (the loop freezes its start-up heap, so a
   full collection no longer stalls it for tens of milliseconds);
 - CPU of the trader: (user + system) / wall over the run, in cores.
-Targets: nothing dropped, p99 tick→order < 2 ms, CPU < 1 core.
+Targets: nothing dropped, p99 tick→order < 2 ms (judged at the socket write), CPU < 1 core.
+`--direct-orders` sends orders over trader.upbit.direct instead of the SDK's request path.
 
-Usage: python bench/live_latency.py [--seconds 30] [--rate 5000] [--cooldown-s 0.5] [--db-dir /dev/shm]
+Usage: python bench/live_latency.py [--seconds 30] [--rate 5000] [--cooldown-s 0.5] [--direct-orders]
+       [--db-dir /dev/shm]
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ def watch_gc(pauses: dict[int, list[float]]) -> None:
 
 
 async def run(
-    seconds: float, rate: int, db_dir: str | None = None, cooldown_s: float = 0.5
+    seconds: float, rate: int, db_dir: str | None = None, cooldown_s: float = 0.5, direct_orders: bool = False
 ) -> dict[str, Any]:
     import httpx
     import orjson
@@ -167,7 +169,8 @@ async def run(
 
     observers = Observers(on_order=on_order)
     http = httpx.AsyncClient(event_hooks={"request": [on_request]}, timeout=5.0)
-    rest = UpbitRestClient(sim.access_key, sim.secret_key, sim.base_url, http_client=http)
+    rest = UpbitRestClient(sim.access_key, sim.secret_key, sim.base_url, http_client=http,
+                           direct_orders=direct_orders)
     public = UpbitWebSocket(sim.ws_url, subscriptions=[subscription("trade", [MARKET])], rest=rest)
     private = UpbitWebSocket(sim.private_ws_url,
                              subscriptions=[subscription("myOrder", [MARKET]), subscription("myAsset")],
@@ -242,6 +245,8 @@ async def run(
 
     base = min(w - ts / 1000 for w, ts in recv) if recv else 0.0
     lags = [(w - ts / 1000 - base) * 1000 for w, ts in recv]
+    if direct_orders:  # no httpx on the order path: "request out" is the socket write itself
+        sent_ns.update(written_ns)
     lat = [(sent_ns[i] - tick_ns[i]) / 1e6 for i in tick_ns if i in sent_ns and tick_ns[i]]
     to_socket = [(written_ns[i] - tick_ns[i]) / 1e6 for i in tick_ns if i in written_ns and tick_ns[i]]
     to_call = [(call_ns[i] - tick_ns[i]) / 1e6 for i in tick_ns if call_ns.get(i) and tick_ns[i]]
@@ -284,13 +289,15 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--rate", type=int, default=5000)
     ap.add_argument("--cooldown-s", type=float, default=0.5, help="strategy pause after each exit")
+    ap.add_argument("--direct-orders", action="store_true",
+                    help="orders over trader.upbit.direct instead of the SDK's request path")
     ap.add_argument("--db-dir", help="directory of the SQLite file (e.g. /dev/shm to take fsync out)")
     a = ap.parse_args()
-    r = asyncio.run(run(a.seconds, a.rate, a.db_dir, a.cooldown_s))
+    r = asyncio.run(run(a.seconds, a.rate, a.db_dir, a.cooldown_s, a.direct_orders))
     p50, p99, mx = r["tick_to_order_ms"]
     l50, l99, lmx = r["lag_ms"]
     tgt_drop = "OK" if r["dropped"] == 0 else "MISSED"
-    tgt_p99 = "OK" if p99 < 2 else "MISSED"
+    tgt_p99 = "OK" if max(p99, r["tick_to_socket_ms"][1]) < 2 else "MISSED"  # judged on the socket write
     tgt_cpu = "OK" if r["cpu_cores"] < 1 else "MISSED"
     c50, c99 = r["tick_to_call_ms"]
     w50, w99 = r["call_to_wire_ms"]
@@ -298,7 +305,8 @@ def main() -> int:
     a50, a99 = r["accounts_ms"]
     d_n, a_n = r["db_record_n"], r["accounts_n"]
     lines = [
-        f"live latency bench: {a.rate} trades/s for {a.seconds:.0f} s over loopback WebSocket",
+        f"live latency bench: {a.rate} trades/s for {a.seconds:.0f} s over loopback WebSocket, orders via "
+        + ("trader.upbit.direct" if a.direct_orders else "the SDK"),
         f"  messages: sent {r['trades_sent']}, processed {r['ticks_processed']}, dropped {r['dropped']}, "
         f"duplicates {r['duplicates']}, backfilled {r['backfilled']}, reconnects {r['reconnects']}",
         f"  throughput: {r['rate_in']:.0f} ticks/s processed over {r['wall_s']:.1f} s wall",

@@ -321,7 +321,7 @@ async def trading(
         board, StatusPublisher(artifact_key(market, mode), every_s=status_every_s), logger, log_every_s
     )
     db = Database.open(url)
-    rest = UpbitRestClient(*keys, rest_url)
+    rest = UpbitRestClient(*keys, rest_url, direct_orders=settings.direct_orders)
     public, private = trading_streams(market, ws_url, private_ws_url, keys, rest)
     stream: AsyncIterable[Any] = (
         public if fail_after_ticks is None else failing_after(public, fail_after_ticks)

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     )
     upbit_base_url: str = UPBIT_REST_URL
     upbit_ws_url: str = UPBIT_WS_URL
+    # order creations written straight to a kept-alive connection instead of through the SDK's
+    # request machinery (trader/upbit/direct.py): ≈1.5–2.5 ms less from tick to order on the wire
+    direct_orders: bool = False
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025

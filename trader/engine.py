@@ -234,6 +234,9 @@ class TradingLoop:
 
     async def _run(self) -> LoopStats:
         await self.start()
+        warm = getattr(self.om.exchange, "keep_order_connection_warm", None)
+        if warm is not None:
+            warm()  # the first order must not wait for a connection either
         if self.freeze_gc:
             # Everything alive now (modules, the SDK, SQLAlchemy's mappers, the strategy, the
             # ledger) lives as long as the loop. Frozen, a full collection no longer walks it: a

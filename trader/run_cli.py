@@ -42,6 +42,12 @@ def register(subparsers: Any) -> None:
     )
     run.add_argument("--strategy", required=True, help="strategy YAML file")
     _common(run)
+    run.add_argument(
+        "--direct-orders",
+        action="store_true",
+        help="send order creations over a kept-alive connection of our own instead of the SDK's request "
+        "path (≈2 ms less from tick to order; also TRADER_DIRECT_ORDERS=1)",
+    )
     run.add_argument("--krw", type=Decimal, help="paper: initial KRW of the simulator started here")
     run.add_argument("--sim-data", help="paper: market data file for the simulator started here")
     run.add_argument("--sim-speed", help="paper: replay speed of the simulator started here (default 1)")
@@ -242,7 +248,8 @@ async def _run(args: argparse.Namespace, config: Any) -> int:
         venue.close()  # never leave a simulator we started behind
         raise
     repo = Repository(db)
-    rest = UpbitRestClient(*venue.keys, venue.rest_url)
+    direct = bool(getattr(args, "direct_orders", False) or settings.direct_orders)
+    rest = UpbitRestClient(*venue.keys, venue.rest_url, direct_orders=direct)
     public, private = trading_streams(config.market, venue.ws_url, venue.private_ws_url, venue.keys, rest)
     lockstep_ack = None
     if getattr(args, "lockstep", False):

@@ -34,6 +34,7 @@ from trader.domain import OrderSnapshot, OrdType, Side
 from trader.upbit.auth import Credentials, mask
 from trader.upbit.client import Balance, order_request_out
 from trader.upbit.convert import Chance, balances_from_json, chance_from_json, order_from_json
+from trader.upbit.direct import DirectOrderSender
 from trader.upbit.errors import (
     AmbiguousOrderError,
     DuplicateIdentifierError,
@@ -96,6 +97,7 @@ class UpbitRestClient:
         limiter: RateLimiter | None = None,
         http_client: httpx.AsyncClient | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        direct_orders: bool = False,
     ) -> None:
         base_url = base_url.rstrip("/")
         if base_url.endswith("/v1"):  # the SDK appends /v1/...; accept the docs' ".../v1" form too
@@ -117,6 +119,12 @@ class UpbitRestClient:
             http_client=http_client,
         )
         self._raw = self._sdk.with_raw_response
+        # opt-in: order creations skip the SDK's request machinery (trader.upbit.direct)
+        self._direct = (
+            DirectOrderSender(self._sdk, self._creds, base_url, timeout_s=timeout_s)
+            if direct_orders
+            else None
+        )
         # tell an order's sender when its request is written out (see client.order_request_out)
         self._sdk._client.event_hooks["request"].append(_trace_order_write)
 
@@ -125,6 +133,7 @@ class UpbitRestClient:
         """From `trader.config.Settings` (keys from UPBIT_ACCESS_KEY/UPBIT_SECRET_KEY)."""
         if settings.upbit_access_key is None or settings.upbit_secret_key is None:
             raise ValueError("UPBIT_ACCESS_KEY and UPBIT_SECRET_KEY must be set")
+        kwargs.setdefault("direct_orders", settings.direct_orders)
         return cls(
             settings.upbit_access_key.get_secret_value(),
             settings.upbit_secret_key.get_secret_value(),
@@ -135,7 +144,14 @@ class UpbitRestClient:
     def __repr__(self) -> str:
         return f"UpbitRestClient(base_url={self.base_url!r}, access_key={mask(self._creds.access_key)})"
 
+    def keep_order_connection_warm(self) -> None:
+        """With direct orders: hold a fresh connection ready for the next order (see direct.py)."""
+        if self._direct is not None:
+            self._direct.keep_warm()
+
     async def close(self) -> None:
+        if self._direct is not None:
+            await self._direct.close()
         await self._sdk.close()
 
     async def __aenter__(self) -> UpbitRestClient:
@@ -185,10 +201,12 @@ class UpbitRestClient:
             params["volume"] = format_decimal(volume)
         if time_in_force:
             params["time_in_force"] = time_in_force
-        data = await self._request(
-            "POST", "/v1/orders", lambda: self._raw.orders.create(**params),
-            kind="create", identifier=identifier,
-        )
+        direct = self._direct
+        if direct is not None:
+            send: Callable[[], Awaitable[Any]] = lambda: direct.create(params)  # noqa: E731
+        else:
+            send = lambda: self._raw.orders.create(**params)  # noqa: E731
+        data = await self._request("POST", "/v1/orders", send, kind="create", identifier=identifier)
         return self._order(data)
 
     async def get_order(self, *, uuid: str | None = None, identifier: str | None = None) -> OrderSnapshot:

@@ -16,15 +16,24 @@ from trader.upbit.errors import (
     FinalError,
     InsufficientFundsError,
     OrderNotFoundError,
+    RetryableError,
 )
 from trader.upbit.ratelimit import GROUP_LIMITS, RateLimiter
 from trader.upbit.rest import UpbitRestClient
 from trader.upbit.rules import round_price
 
 
+# every test runs with orders through the SDK and through the direct path (trader.upbit.direct):
+# both must give the same results, the same typed errors and the same retry behaviour
+@pytest.fixture(params=[False, True], ids=["sdk-orders", "direct-orders"])
+def direct_orders(request) -> bool:
+    return bool(request.param)
+
+
 @pytest.fixture
-async def client(sim_server):
-    c = UpbitRestClient(sim_server.access_key, sim_server.secret_key, sim_server.base_url, timeout_s=5.0)
+async def client(sim_server, direct_orders):
+    c = UpbitRestClient(sim_server.access_key, sim_server.secret_key, sim_server.base_url, timeout_s=5.0,
+                        direct_orders=direct_orders)  # fmt: skip
     yield c
     await c.close()
 
@@ -108,13 +117,13 @@ async def test_429_is_waited_out_and_never_doubles_an_order(client: UpbitRestCli
 
 
 async def test_burst_without_pacing_hits_real_429s_and_still_places_each_order_once(
-    sim_server, caplog: pytest.LogCaptureFixture
+    sim_server, caplog: pytest.LogCaptureFixture, direct_orders: bool
 ) -> None:
     caplog.set_level(logging.WARNING, logger="trader.upbit.rest")
     # our own limiter opened wide, so the simulator's limiter answers 429 and the retry path runs
     loose = RateLimiter({g: 1000 for g in GROUP_LIMITS})
     client = UpbitRestClient(sim_server.access_key, sim_server.secret_key, sim_server.base_url,
-                             limiter=loose, max_attempts=10)
+                             limiter=loose, max_attempts=10, direct_orders=direct_orders)
     m = sim_server.market
     ids = [ident() for _ in range(20)]
     try:
@@ -153,9 +162,10 @@ async def test_5xx_on_create_is_ambiguous_and_resolved_by_identifier(
     assert (await client.get_order(identifier=i)).uuid == order.uuid
 
 
-async def test_timeout_after_send_is_ambiguous_then_resolved_once(sim_server) -> None:
+async def test_timeout_after_send_is_ambiguous_then_resolved_once(sim_server, direct_orders: bool) -> None:
     m = sim_server.market
-    client = UpbitRestClient(sim_server.access_key, sim_server.secret_key, sim_server.base_url, timeout_s=0.3)
+    client = UpbitRestClient(sim_server.access_key, sim_server.secret_key, sim_server.base_url, timeout_s=0.3,
+                             direct_orders=direct_orders)
     i = ident()
     try:
         sim_server.control.set_latency(800)  # the answer comes after our timeout
@@ -227,3 +237,49 @@ async def test_a_callers_own_httpx_trace_keeps_working_beside_the_order_signal(s
         await http.aclose()
     assert out == ["out"]
     assert "http11.send_request_body.complete" in events
+
+
+async def test_direct_orders_never_send_when_the_exchange_is_unreachable_and_say_so() -> None:
+    # a refused connection: nothing left, so the order is retried, then reported as retryable
+    client = UpbitRestClient("ak-unreachable", "sk-unreachable-secret-0123456789abcdef", "http://127.0.0.1:9",
+                             max_attempts=2, backoff_s=0.01, direct_orders=True)  # fmt: skip
+    try:
+        with pytest.raises(RetryableError) as info:
+            await client.create_order("KRW-BTC", Side.BID, OrdType.PRICE, identifier=ident(),
+                                      price=Decimal(6000))  # fmt: skip
+        assert "sk-unreachable-secret-0123456789abcdef" not in str(info.value)
+    finally:
+        await client.close()
+
+
+async def test_direct_orders_reuse_one_kept_alive_connection(sim_server) -> None:
+    client = UpbitRestClient(sim_server.access_key, sim_server.secret_key, sim_server.base_url,
+                             direct_orders=True)  # fmt: skip
+    try:
+        for _ in range(3):
+            await client.create_order(sim_server.market, Side.BID, OrdType.PRICE, identifier=ident(),
+                                      price=Decimal(6000))  # fmt: skip
+        assert client._direct is not None and len(client._direct._idle) == 1
+    finally:
+        await client.close()
+
+
+async def test_direct_orders_keep_a_fresh_connection_ready(sim_server, monkeypatch) -> None:
+    from trader.upbit import direct
+
+    monkeypatch.setattr(direct, "REFRESH_AFTER_S", 0.3)  # replace the spare every ~0.3-0.8 s
+    client = UpbitRestClient(sim_server.access_key, sim_server.secret_key, sim_server.base_url,
+                             direct_orders=True)  # fmt: skip
+    try:
+        client.keep_order_connection_warm()
+        await asyncio.sleep(0.2)
+        sender = client._direct
+        assert sender is not None and len(sender._idle) == 1  # ready before the first order
+        first = sender._idle[0]
+        await asyncio.sleep(1.2)
+        assert len(sender._idle) == 1 and sender._idle[0] is not first and first.writer.is_closing()
+        await client.create_order(sim_server.market, Side.BID, OrdType.PRICE, identifier=ident(),
+                                  price=Decimal(6000))  # fmt: skip
+    finally:
+        await client.close()
+    assert sender._warmer is not None and sender._warmer.done()
