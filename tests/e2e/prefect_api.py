@@ -93,6 +93,19 @@ def runs_of_deployment(api: str, deployment: str) -> list[dict[str, Any]]:
     return list(r.json())
 
 
+def wait_for_notify_run(api: str, run_id: str, timeout_s: float = 60) -> list[dict[str, Any]]:
+    """The `notify-failure` runs the crash automation started for `run_id` (waits for one)."""
+    return wait_until(
+        lambda: [
+            r
+            for r in runs_of_deployment(api, "notify-failure/notify-failure")
+            if r["parameters"].get("flow_run_id") == run_id
+        ],
+        timeout_s,
+        "the crash automation to start notify-failure",
+    )
+
+
 def heartbeats(api: str, run_id: str) -> list[dict[str, Any]]:
     """The `prefect.flow-run.heartbeat` events the server holds for this run."""
     r = httpx.post(

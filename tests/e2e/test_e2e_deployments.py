@@ -17,40 +17,9 @@ import pytest
 
 from deployments.smtp_sink import SmtpSink
 from tests.e2e.conftest import PrefectServer
+from tests.e2e.prefect_api import create_run, deployment_id, wait_final
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(420)]
-
-FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
-
-def _deployment_id(api: str, name: str) -> str:
-    r = httpx.get(f"{api}/deployments/name/{name}", timeout=10)
-    r.raise_for_status()
-    return str(r.json()["id"])
-
-
-def _create_run(
-    api: str, deployment: str, parameters: dict[str, Any], job_variables: dict | None = None
-) -> str:
-    body: dict[str, Any] = {"parameters": parameters}
-    if job_variables:
-        body["job_variables"] = job_variables
-    r = httpx.post(
-        f"{api}/deployments/{_deployment_id(api, deployment)}/create_flow_run", json=body, timeout=10
-    )
-    r.raise_for_status()
-    return str(r.json()["id"])
-
-
-def _wait_final(api: str, run_id: str, timeout_s: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    run: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        run = httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()
-        if (run.get("state") or {}).get("type") in FINAL:
-            return run
-        time.sleep(1.0)
-    raise AssertionError(f"flow run {run_id} not final after {timeout_s:.0f} s: {run.get('state')}")
 
 
 def test_setup_is_idempotent_and_declares_the_schedules(deployed: PrefectServer) -> None:
@@ -76,7 +45,7 @@ def test_failing_trading_run_is_retried_then_mails_an_alert(
 
     before = len(smtp_sink.messages)
     with SimulatorThread(speed=3000.0) as sim:
-        run_id = _create_run(
+        run_id = create_run(
             deployed.api_url,
             "trading/trading",
             {"sim_url": sim.base_url, "fail_after_ticks": 20, "status_every_s": 2.0},
@@ -84,7 +53,7 @@ def test_failing_trading_run_is_retried_then_mails_an_alert(
             {"env": {"TRADER_TRADING_RETRIES": "1", "TRADER_TRADING_RETRY_DELAYS_S": "1"}},
         )
         worker = worker_factory(run_once=True, log_name="worker-trading.log")
-        run = _wait_final(deployed.api_url, run_id, 240)
+        run = wait_final(deployed.api_url, run_id, 240)
         worker.wait(timeout=60)
     assert run["state"]["type"] == "FAILED", run["state"]
     assert run["run_count"] == 2  # the first attempt failed and was retried once
@@ -99,9 +68,9 @@ def test_report_daily_for_a_date_runs_on_a_worker_and_mails(
     deployed: PrefectServer, smtp_sink: SmtpSink, worker_factory: Any
 ) -> None:
     before = len(smtp_sink.messages)
-    run_id = _create_run(deployed.api_url, "report/report-daily", {"date": "2024-01-15"})
+    run_id = create_run(deployed.api_url, "report/report-daily", {"date": "2024-01-15"})
     worker = worker_factory(run_once=True, log_name="worker-report.log")
-    run = _wait_final(deployed.api_url, run_id, 180)
+    run = wait_final(deployed.api_url, run_id, 180)
     worker.wait(timeout=60)
     assert run["state"]["type"] == "COMPLETED", run["state"]
     assert run["name"] == "report-day-2024-01-15"
@@ -118,14 +87,14 @@ def test_a_crash_no_hook_saw_starts_notify_failure_which_mails(
     triggers the crash automation, which starts `notify-failure`; a worker runs it: mail."""
     api = deployed.api_url
     before = len(smtp_sink.messages)
-    crashed = _create_run(api, "trading/trading", {"sim_url": "http://127.0.0.1:9"})
+    crashed = create_run(api, "trading/trading", {"sim_url": "http://127.0.0.1:9"})
     r = httpx.post(
         f"{api}/flow_runs/{crashed}/set_state",
         json={"state": {"type": "CRASHED", "message": "worker killed (test)"}, "force": True},
         timeout=10,
     )
     r.raise_for_status()
-    notify_id = _deployment_id(api, "notify-failure/notify-failure")
+    notify_id = deployment_id(api, "notify-failure/notify-failure")
     deadline = time.monotonic() + 90
     runs: list[dict[str, Any]] = []
     while time.monotonic() < deadline and not runs:
@@ -142,7 +111,7 @@ def test_a_crash_no_hook_saw_starts_notify_failure_which_mails(
     assert runs, "the crash automation did not start notify-failure"
     assert runs[0]["parameters"]["flow_run_id"] == crashed
     worker = worker_factory(run_once=True, log_name="worker-notify.log")
-    run = _wait_final(api, str(runs[0]["id"]), 180)
+    run = wait_final(api, str(runs[0]["id"]), 180)
     worker.wait(timeout=60)
     assert run["state"]["type"] == "COMPLETED", run["state"]
     mails = smtp_sink.wait_for(before + 1, timeout_s=30)[before:]

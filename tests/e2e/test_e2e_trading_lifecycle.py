@@ -39,6 +39,7 @@ from tests.e2e.prefect_api import (
     runs_of_deployment,
     state_type,
     wait_final,
+    wait_for_notify_run,
     wait_state,
     wait_until,
 )
@@ -213,15 +214,7 @@ def test_a_run_killed_under_a_live_worker_is_marked_crashed_and_mailed_once(
         run = wait_final(api, run_id, 30)
         assert state_type(run) == "CRASHED", run["state"]
         assert "SIGKILL" in run["state"]["message"], run["state"]
-        notify = wait_until(
-            lambda: [
-                r
-                for r in runs_of_deployment(api, "notify-failure/notify-failure")
-                if r["parameters"].get("flow_run_id") == run_id
-            ],
-            60,
-            "the crash automation to start notify-failure",
-        )
+        notify = wait_for_notify_run(api, run_id)
         assert state_type(wait_final(api, str(notify[0]["id"]), 120)) == "COMPLETED"
     mails = _mails_about(smtp_sink, mails_before, run)
     assert len(mails) == 1, [m["Subject"] for m in mails]
@@ -278,15 +271,7 @@ def test_a_killed_run_is_marked_crashed_by_the_heartbeat_automation_and_mailed(
     assert "heartbeat" in (run["state"]["message"] or ""), run["state"]
 
     # the crash automation starts notify-failure; a new worker (the machine is back) runs it
-    notify = wait_until(
-        lambda: [
-            r
-            for r in runs_of_deployment(api, "notify-failure/notify-failure")
-            if r["parameters"].get("flow_run_id") == run_id
-        ],
-        60,
-        "the crash automation to start notify-failure",
-    )
+    notify = wait_for_notify_run(api, run_id)
     worker_factory(run_once=True, log_name="worker-notify-killed.log", env=FAST_WORKER)
     assert state_type(wait_final(api, str(notify[0]["id"]), 120)) == "COMPLETED"
     mails = wait_until(lambda: _mails_about(smtp_sink, mails_before, run), 30, "the crash alert mail")
