@@ -70,7 +70,8 @@ def _run_cmd(sim_url: str, db_url: str, strategy: Path, *extra: str) -> list[str
 
 
 @pytest.mark.slow
-def test_fault_kill9_at_random_points_loses_and_doubles_nothing(make_sim, tmp_path):
+@pytest.mark.parametrize("direct_orders", [False, True], ids=["sdk-orders", "direct-orders"])
+def test_fault_kill9_at_random_points_loses_and_doubles_nothing(make_sim, tmp_path, direct_orders):
     sim = make_sim(krw=2_000_000)
     strategy = tmp_path / "strategy.yaml"
     strategy.write_text(STRATEGY.format(market=sim.market))
@@ -83,6 +84,7 @@ def test_fault_kill9_at_random_points_loses_and_doubles_nothing(make_sim, tmp_pa
     try:
         for i in range(KILLS):
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            env["TRADER_DIRECT_ORDERS"] = "1" if direct_orders else "0"
             by_timing = i % 4 == 3
             if not by_timing:
                 env["TRADER_CRASH_AT"] = f"any:{rng.randint(1, 40)}"
