@@ -138,6 +138,9 @@ class DirectOrderSender:
             failure = httpx.ReadTimeout("timed out waiting for the order's answer")
         except (OSError, h11.ProtocolError, asyncio.IncompleteReadError, EOFError) as exc:
             failure = httpx.ReadError(type(exc).__name__)
+        except asyncio.CancelledError:  # shutdown mid-order: the answer is never read, drop it
+            conn.close()
+            raise
         if failure is not None:
             conn.close()
             raise self._connection_error(failure) from failure  # the cause tells: maybe executed
