@@ -381,11 +381,7 @@ class OrderManager:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
-            order.parked = True
-            try:
-                await self._wait_wake(order, min(self.poll_interval_s, remaining))
-            finally:
-                order.parked = False
+            await self._park(order, min(self.poll_interval_s, remaining))
             await self.refresh(order)
         if not order.is_final:
             await self.cancel(order)
@@ -426,11 +422,7 @@ class OrderManager:
                         order.identifier,
                     )
                     break
-                order.parked = True
-                try:
-                    await self._wait_wake(order, min(self.poll_interval_s, remaining))
-                finally:
-                    order.parked = False
+                await self._park(order, min(self.poll_interval_s, remaining))
                 await self.refresh(order)
         finally:
             if self._market_deadlines.pop(order, None) is not None:
@@ -909,6 +901,15 @@ class OrderManager:
         raise AssertionError("unreachable")
 
     # ---- following ----------------------------------------------------------------------------
+    async def _park(self, order: ManagedOrder, timeout_s: float) -> None:
+        """Wait for the order's wake-up or the poll interval, marked `parked` meanwhile (a lockstep
+        loop counts a resting order whose task waits with nothing to read as settled)."""
+        order.parked = True
+        try:
+            await self._wait_wake(order, timeout_s)
+        finally:
+            order.parked = False
+
     async def _wait_wake(self, order: ManagedOrder, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(order.wake.wait(), timeout)
