@@ -372,11 +372,7 @@ class MarketStats:
                 cur = list(m)
             else:  # walking backwards: this minute is older
                 assert cur is not None
-                cur[0] = m[0]
-                cur[1] = max(cur[1], m[1])
-                cur[2] = min(cur[2], m[2])
-                cur[4] += m[4]
-                cur[5] += m[5]
+                _fold_older(cur, m)
         if cur is not None and len(out) < count:
             out.append(self._candle(cur_start, cur, unit))
         return out
@@ -439,11 +435,7 @@ class MarketStats:
                 cur_start, cur = start, list(d)
             else:  # walking backwards: this day is older
                 assert cur is not None
-                cur[0] = d[0]
-                cur[1] = max(cur[1], d[1])
-                cur[2] = min(cur[2], d[2])
-                cur[4] += d[4]
-                cur[5] += d[5]
+                _fold_older(cur, d)
         if cur is not None and len(out) < count:
             out.append(self._period_row(cur_start, cur))
         return out
@@ -692,6 +684,16 @@ class Feed:
                     continue
             if n % 64 == 0:
                 await asyncio.sleep(0)
+
+
+def _fold_older(acc: list[float], older: list[float]) -> None:
+    """Merge an earlier bar into `acc` (a wider candle built walking backwards): its open, the
+    extremes of both, the sums of volume and value; `acc` keeps its close and last trade time."""
+    acc[0] = older[0]
+    acc[1] = max(acc[1], older[1])
+    acc[2] = min(acc[2], older[2])
+    acc[4] += older[4]
+    acc[5] += older[5]
 
 
 def _update_bar(
