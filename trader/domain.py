@@ -84,6 +84,8 @@ class Intent:
     limit_price: Decimal | None = None
     timeout_s: float | None = None
     on_timeout: str = "market"  # market | reprice | cancel
+    # price of the trade that made the decision (a stop's trigger), so slippage can be shown
+    trigger_price: Decimal | None = None
 
     @property
     def side(self) -> Side:

@@ -10,7 +10,6 @@ Jesse's guard that a faster engine still makes exactly the same trades.
 from __future__ import annotations
 
 import csv
-import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from trader.backtest.runner import FillRecord, RunOutput
+from trader.fingerprint import fingerprint
 from trader.timeutil import ms_to_datetime
 from trader.upbit.rules import FEE_RATE, format_decimal
 
@@ -30,11 +30,6 @@ def kst(ts_ms: int) -> str:
     return (ms_to_datetime(ts_ms) + KST_OFFSET).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def fingerprint(fills: list[FillRecord]) -> str:
-    h = hashlib.sha256()
-    for f in fills:
-        h.update(f"{f.ts_ms}|{f.side}|{f.price}|{f.volume}|{f.fee}|{f.reason}|{f.intent_id}\n".encode())
-    return h.hexdigest()
 
 
 @dataclass

@@ -26,6 +26,7 @@ class RepositoryPort(Protocol):
         krw_amount: Decimal | None,
         reason: str,
         ts_ms: int,
+        trigger_price: Decimal | None = None,
     ) -> Any: ...
 
     def mark_order(self, identifier: str, **fields: Any) -> Any: ...
