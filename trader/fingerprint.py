@@ -3,7 +3,7 @@ refactored engine still makes exactly the same trades.
 
 One definition for every mode: the backtest computes it over its fill records, a paper run over
 the fills in its database, and the golden-results file pins it for the shipped examples. A fill
-counts with its market time, side, price, volume, fee, the rule that decided it and the intent id.
+counts with its market time (ms), side, price, volume, fee, the rule that decided it and the intent id.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from typing import Any, Protocol
+
+from trader.upbit.rules import format_decimal
 
 
 class FingerprintFill(Protocol):
@@ -24,8 +26,11 @@ class FingerprintFill(Protocol):
 
 
 def fill_line(f: FingerprintFill) -> str:
-    """One fill's line in the fingerprint (Decimals as their exact text)."""
-    return f"{f.ts_ms}|{f.side}|{f.price}|{f.volume}|{f.fee}|{f.reason}|{f.intent_id}\n"
+    """One fill's line in the fingerprint. Numbers are canonical fixed-point text, so a fill read
+    back from a database or an exchange's JSON ("3050000", "3050000.0", "3.05E+6") counts the same
+    as the backtest's own Decimal."""
+    return (f"{int(f.ts_ms)}|{f.side}|{format_decimal(f.price)}|{format_decimal(f.volume)}|"
+            f"{format_decimal(f.fee)}|{f.reason}|{f.intent_id}\n")
 
 
 def fingerprint(fills: Iterable[FingerprintFill]) -> str:
