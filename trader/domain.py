@@ -84,6 +84,7 @@ class Intent:
     limit_price: Decimal | None = None
     timeout_s: float | None = None
     on_timeout: str = "market"  # market | reprice | cancel
+    offset_ticks: int = 0  # a limit order's distance from the last trade, in ticks (re-prices too)
     # price of the trade that made the decision (a stop's trigger), so slippage can be shown
     trigger_price: Decimal | None = None
 

@@ -177,7 +177,8 @@ class StrategyEngine:
             price = sizing.bid_price(p, lim.offset_ticks)
             return [Intent(self.market, IntentKind.BUY, "entry", ts, iid, krw=krw,
                            volume=sizing.bid_volume(krw, price), limit_price=price,
-                           timeout_s=lim.timeout_s, on_timeout=lim.on_timeout)]
+                           timeout_s=lim.timeout_s, on_timeout=lim.on_timeout,
+                           offset_ticks=lim.offset_ticks)]
         return [Intent(self.market, IntentKind.BUY, "entry", ts, iid, krw=krw)]
 
     def _sell(self, ts: int, p: float, reason: str, kind: IntentKind, volume: Decimal,
@@ -187,7 +188,8 @@ class StrategyEngine:
             lim = self.config.limit_orders
             return Intent(self.market, kind, reason, ts, iid, volume=volume,
                           limit_price=sizing.ask_price(p, lim.offset_ticks),
-                          timeout_s=lim.timeout_s, on_timeout=lim.on_timeout)
+                          timeout_s=lim.timeout_s, on_timeout=lim.on_timeout,
+                          offset_ticks=lim.offset_ticks)
         return Intent(self.market, kind, reason, ts, iid, volume=volume)
 
     def _exit(self, ts: int, p: float, avg: float, position: PositionView) -> list[Intent]:
