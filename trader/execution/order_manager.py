@@ -39,10 +39,11 @@ from decimal import Decimal
 from typing import Any
 
 from trader.domain import Fill, Intent, IntentKind, OrderSnapshot, OrdType, Side
+from trader.execution import policy
 from trader.execution.balances import DEFAULT_MAX_AGE_S, BalanceCache, currencies_of
 from trader.execution.crashpoints import crashpoint
+from trader.execution.policy import attempt_identifier
 from trader.execution.ports import PortfolioPort, RepositoryPort
-from trader.execution.sizing import Size, size_limit_buy, size_market_buy, size_sell
 from trader.execution.states import (
     REPO_STATE,
     Ambiguous,
@@ -68,7 +69,7 @@ from trader.upbit.errors import (
     UpbitError,
     redact,
 )
-from trader.upbit.rules import FEE_RATE, MIN_ORDER_KRW, quantize_volume, round_price
+from trader.upbit.rules import FEE_RATE, MIN_ORDER_KRW
 
 log = logging.getLogger("trader.execution")
 
@@ -96,13 +97,6 @@ def limit_wall_limit_s(
     max(factor × timeout_s, timeout_s + margin_s) — 600 s for 120 s, 62 s for 2 s."""
     timeout_s = max(timeout_s, 0.0)
     return max(factor * timeout_s, timeout_s + margin_s)
-
-
-def attempt_identifier(intent: Intent, namespace: str, attempt: int) -> str:
-    """Identifier of the n-th order of an intent: attempt 0 is `intent.identifier(namespace)`."""
-    if attempt == 0:
-        return intent.identifier(namespace)
-    return replace(intent, intent_id=f"{intent.intent_id}#a{attempt}").identifier(namespace)
 
 
 @dataclass(eq=False)
@@ -203,7 +197,7 @@ class OrderManager:
         market_timeout_s: float = 60.0,
         ambiguous_grace_s: float = 2.0,
         max_send_retries: int = 8,
-        max_reprices: int = 3,
+        max_reprices: int = policy.MAX_REPRICES,
         default_limit_timeout_s: float = DEFAULT_LIMIT_TIMEOUT_S,
         price_source: Callable[[str], Decimal | None] | None = None,
         on_fill: FillHook | None = None,
@@ -398,7 +392,6 @@ class OrderManager:
         `note_market_time` once the deadline is reached; every wake and poll re-reads the clock.
         """
         loop = asyncio.get_running_loop()
-        timeout_ms = int(max(timeout_s, 0.0) * 1000)
         wall_s = limit_wall_limit_s(timeout_s, self.limit_wall_factor, self.limit_wall_margin_s)
         wall_limit = loop.time() + wall_s
         start = order.sent_market_ms
@@ -408,9 +401,9 @@ class OrderManager:
                 now_ms = market_clock()
                 if deadline is None:
                     origin = start if start is not None else now_ms
-                    deadline = None if origin is None else origin + timeout_ms
+                    deadline = None if origin is None else policy.limit_deadline_ms(origin, timeout_s, 0.0)
                 if deadline is not None:
-                    if now_ms is not None and now_ms >= deadline:
+                    if policy.timed_out(now_ms, deadline):
                         break
                     if order not in self._market_deadlines:  # (again) ask to be woken by a tick
                         self._market_deadlines[order] = deadline
@@ -547,61 +540,42 @@ class OrderManager:
         *,
         last_price: Decimal | None,
         fresh_balances: bool = False,
-        remaining: Decimal | None = None,
-        ord_type: OrdType | None = None,
-        limit_price: Decimal | None = None,
+        step: policy.NextStep | None = None,
     ) -> ManagedOrder:
-        """Build the next order of an intent (attempt n), sized against what is really free."""
-        identifier = attempt_identifier(intent, self.namespace, attempt)
+        """Build the next order of an intent (attempt n), sized by the execution policy against
+        what is really free: the exchange's free coin for a sell, after the resting sells this
+        sell supersedes are cancelled (`policy.supersedes`)."""
+        identifier = policy.attempt_identifier(intent, self.namespace, attempt)
         market = intent.market
-        if limit_price is None and ord_type is None:
-            limit_price = intent.limit_price
-        use_limit = ord_type is OrdType.LIMIT or (ord_type is None and limit_price is not None)
         if intent.kind is IntentKind.BUY:
-            krw_want = remaining if remaining is not None else (intent.krw or Decimal(0))
             krw_free = await self._krw_free(market, fresh_balances)
-            if use_limit and limit_price is not None:
-                price = round_price(limit_price, "down")
-                size = size_limit_buy(
-                    krw_want, price, krw_free, fee_rate=self.fee_rate, min_krw=self.min_order_krw
-                )
-                return self._new(intent, identifier, attempt, Side.BID, OrdType.LIMIT, price, size)
-            size = size_market_buy(krw_want, krw_free, fee_rate=self.fee_rate, min_krw=self.min_order_krw)
-            return self._new(
-                intent, identifier, attempt, Side.BID, OrdType.PRICE, size.amount, size, volume=None
-            )
-        # sells
-        full_exit = intent.kind is IntentKind.SELL and remaining is None
-        want = remaining if remaining is not None else (intent.volume or Decimal(0))
-        free, locked = await self._coin_balance(market, fresh_balances)
-        if locked > 0 and not use_limit:
-            # coin locked in resting sells: cancel ours so the whole position can go now
-            await self._cancel_resting_sells(market)
-            free, locked = await self._coin_balance(market, fresh=True)
-        price_ref = limit_price or last_price or (self.price_source(market) if self.price_source else None)
-        size = size_sell(want, free, price_ref, full_exit=full_exit, min_krw=self.min_order_krw)
-        if use_limit and limit_price is not None:
-            price = round_price(limit_price, "up")
-            return self._new(intent, identifier, attempt, Side.ASK, OrdType.LIMIT, price, size)
-        return self._new(intent, identifier, attempt, Side.ASK, OrdType.MARKET, None, size)
-
-    def _new(
-        self,
-        intent: Intent,
-        identifier: str,
-        attempt: int,
-        side: Side,
-        ord_type: OrdType,
-        price: Decimal | None,
-        size: Size,
-        *,
-        volume: Decimal | bool | None = True,
-    ) -> ManagedOrder:
-        vol = size.amount if volume is True else None
-        order = ManagedOrder(intent, identifier, attempt, side, ord_type, price, vol, note=size.note)
-        if not size.ok:
-            order.fsm.apply(Rejected(self.clock(), size.note))
-            order.error = "dust" if size.dust else size.note
+            coin_free = Decimal(0)
+        else:
+            krw_free = Decimal(0)
+            coin_free, locked = await self._coin_balance(market, fresh_balances)
+            if locked > 0:
+                # coin locked in our resting sells: this sell supersedes them, cancel them first
+                await self._cancel_resting_sells(intent)
+                coin_free, locked = await self._coin_balance(market, fresh=True)
+        price_ref = last_price or (self.price_source(market) if self.price_source else None)
+        plan = policy.plan_order(
+            intent,
+            krw_free=krw_free,
+            coin_free=coin_free,
+            price_ref=price_ref,
+            remaining=step.remaining if step else None,
+            ord_type=step.ord_type if step else None,
+            limit_price=step.limit_price if step else None,
+            fee_rate=self.fee_rate,
+            min_krw=self.min_order_krw,
+        )
+        order = ManagedOrder(
+            intent, identifier, attempt, plan.side, plan.ord_type,
+            plan.price, plan.volume, note=plan.note,
+        )  # fmt: skip
+        if not plan.ok:
+            order.fsm.apply(Rejected(self.clock(), plan.note))
+            order.error = plan.refused
         return order
 
     async def _krw_free(self, market: str, fresh: bool) -> Decimal:
@@ -670,15 +644,17 @@ class OrderManager:
             await asyncio.sleep(period)
             self.schedule_balance_refresh()
 
-    async def _cancel_resting_sells(self, market: str) -> None:
-        """Free the volume locked in our own resting sells of `market` before a market sell.
+    async def _cancel_resting_sells(self, intent: Intent) -> None:
+        """Free the volume locked in our own resting sells that the sell `intent` supersedes.
 
-        Ours are the ones this manager follows plus any other order carrying our identifier
-        prefix that the exchange lists as open (a user's manual orders are left alone).
+        Ours are the ones this manager follows (`policy.supersedes`) plus any other order carrying
+        our identifier prefix that the exchange lists as open — a resting sell from before a
+        restart (a user's manual orders are left alone).
         """
+        market = intent.market
         for order in list(self._by_identifier.values()):
             resting_sell = order.side is Side.ASK and order.ord_type is OrdType.LIMIT
-            if order.market == market and resting_sell and not order.is_final:
+            if resting_sell and not order.is_final and policy.supersedes(intent, order.intent):
                 order.superseded = True
                 await self.cancel(order)
         resting = await self._retrying(lambda: self.exchange.open_orders(market))
@@ -690,6 +666,8 @@ class OrderManager:
             if order is None:
                 # a resting sell from before a restart: follow it just long enough to book its fills
                 order = self._adopt_snapshot(snap)
+            elif not policy.supersedes(intent, order.intent):
+                continue  # one of this intent's own orders
             order.superseded = True
             await self.cancel(order)
 
@@ -984,48 +962,32 @@ class OrderManager:
     async def _fallback(
         self, current: ManagedOrder, orders: list[ManagedOrder], reprices: int
     ) -> ManagedOrder | None:
-        """After a limit order ended unfilled or partly filled: market / re-price / give up."""
-        if current.ord_type is not OrdType.LIMIT or current.superseded:
-            return None
-        if current.status not in (OrderStatus.CANCELED,):
+        """After a limit order ended: the execution policy's next step (market / re-price / none)."""
+        if current.ord_type is not OrdType.LIMIT or current.status is not OrderStatus.CANCELED:
             return None
         intent = current.intent
-        policy = intent.on_timeout
-        if policy == "reprice" and reprices >= self.max_reprices:
-            policy = "market" if intent.side is Side.ASK else "cancel"
-        if policy not in ("market", "reprice"):
+        last = self.price_source(intent.market) if self.price_source else None
+        step = policy.next_step(
+            intent,
+            ended="cancel",
+            superseded=current.superseded,
+            filled=sum((o.executed_volume for o in orders), Decimal(0)),
+            funds=sum((o.funds for o in orders), Decimal(0)),
+            last_volume=current.volume,
+            reprices=reprices,
+            last_price=last,
+            offset_ticks=intent.offset_ticks,
+            max_reprices=self.max_reprices,
+        )
+        if step is None:
             return None
         attempt = max(o.attempt for o in orders) + 1
-        if intent.kind is IntentKind.BUY:
-            spent = sum((o.funds for o in orders), Decimal(0))
-            remaining: Decimal = (intent.krw or Decimal(0)) - spent
-        else:
-            sold = sum((o.executed_volume for o in orders), Decimal(0))
-            target = intent.volume if intent.volume is not None else (current.volume or Decimal(0)) + sold
-            remaining = quantize_volume(target - sold)
-        if remaining <= 0:
-            return None
-        last = self.price_source(intent.market) if self.price_source else None
-        if policy == "reprice":
-            if last is None:
-                return None
-            nxt = await self._plan(
-                intent,
-                attempt,
-                last_price=last,
-                remaining=remaining,
-                ord_type=OrdType.LIMIT,
-                limit_price=last,
-            )
-        else:
-            nxt = await self._plan(
-                intent, attempt, last_price=last, remaining=remaining, ord_type=OrdType.MARKET
-            )
+        nxt = await self._plan(intent, attempt, last_price=last, step=step)
         log.info(
-            "limit timeout fallback intent_id=%s policy=%s remaining=%s attempt=%s",
+            "limit timeout fallback intent_id=%s ord_type=%s remaining=%s attempt=%s",
             intent.intent_id,
-            policy,
-            remaining,
+            step.ord_type.value,
+            step.remaining,
             attempt,
         )
         await self._submit(nxt)
