@@ -43,7 +43,7 @@ from trader.execution import policy
 from trader.execution.balances import DEFAULT_MAX_AGE_S, BalanceCache, currencies_of
 from trader.execution.crashpoints import crashpoint
 from trader.execution.policy import attempt_identifier
-from trader.execution.ports import PortfolioPort, RepositoryPort
+from trader.execution.ports import OrderJournalPort, PortfolioPort, RepositoryPort
 from trader.execution.states import (
     REPO_STATE,
     Ambiguous,
@@ -244,7 +244,7 @@ class OrderManager:
         self._refresh_again = False
         # record-before-send on the loop's thread (a dedicated SQLite connection), when the
         # repository offers one; the worker-thread `record_order` stays the fallback
-        self._journal: Any = None
+        self._journal: OrderJournalPort | None = None
         self._fast_record = fast_record
         self._journal_tried = not fast_record
 
@@ -742,16 +742,14 @@ class OrderManager:
                 return recorded
             await asyncio.sleep(JOURNAL_POLL_S)
 
-    def _order_journal(self) -> Any:
+    def _order_journal(self) -> OrderJournalPort | None:
         """The repository's loop-thread order journal (opened once), or None."""
         if not self._journal_tried:
             self._journal_tried = True
-            opener = getattr(self.repo, "order_journal", None)
-            if opener is not None:
-                try:
-                    self._journal = opener()
-                except Exception as exc:  # the worker-thread path always works
-                    log.warning("order journal unavailable (%s): recording via worker thread", exc)
+            try:
+                self._journal = self.repo.order_journal()
+            except Exception as exc:  # the worker-thread path always works
+                log.warning("order journal unavailable (%s): recording via worker thread", exc)
         return self._journal
 
     def close(self) -> None:
@@ -928,10 +926,9 @@ class OrderManager:
         crashpoint("after_apply_fill")
         order.seen_trades.add(fill.trade_uuid)
         order.fills.append(fill)
-        pnl = getattr(effect, "realized_pnl", None)
-        set_pnl = getattr(self.repo, "set_fill_pnl", None)
-        if pnl is not None and set_pnl is not None:
-            await asyncio.to_thread(set_pnl, fill.trade_uuid, pnl)
+        pnl = effect.realized_pnl if effect is not None else None
+        if pnl is not None:
+            await asyncio.to_thread(self.repo.set_fill_pnl, fill.trade_uuid, pnl)
         log.info(
             "fill identifier=%s trade=%s side=%s price=%s volume=%s fee=%s",
             order.identifier,

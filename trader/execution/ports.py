@@ -13,6 +13,16 @@ from typing import Any, Protocol
 from trader.domain import Fill, PositionView
 
 
+class OrderJournalPort(Protocol):
+    """Record-before-send on the loop's own thread (a dedicated connection that never waits for
+    the write lock): `record` takes `RepositoryPort.record_order`'s arguments and answers True
+    (recorded), False (already recorded) or None (the lock is busy: use `record_order` instead)."""
+
+    def record(self, *args: Any) -> bool | None: ...
+
+    def close(self) -> None: ...
+
+
 class RepositoryPort(Protocol):
     def record_order(
         self,
@@ -32,6 +42,12 @@ class RepositoryPort(Protocol):
     def mark_order(self, identifier: str, **fields: Any) -> Any: ...
 
     def record_fill(self, fill: Fill, realized_pnl: Decimal | None = None) -> bool: ...
+
+    def set_fill_pnl(self, trade_uuid: str, realized_pnl: Decimal | None) -> None: ...
+
+    def order_journal(self) -> OrderJournalPort | None:
+        """The loop-thread journal, or None where the storage has none (then `record_order`)."""
+        ...
 
     def unresolved_orders(self) -> list[Any]: ...
 

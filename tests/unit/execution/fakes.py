@@ -223,12 +223,14 @@ class FakeRepo:
         self.log: list[tuple[str, str]] = []
 
     def record_order(self, identifier: str, intent_id: str, market: str, side: str, ord_type: str,
-                     price: Any, volume: Any, krw_amount: Any, reason: str, ts_ms: int) -> bool:  # fmt: skip
+                     price: Any, volume: Any, krw_amount: Any, reason: str, ts_ms: int,
+                     trigger_price: Any = None) -> bool:  # fmt: skip
         if identifier in self.orders:
             return False
         self.orders[identifier] = dict(
             intent_id=intent_id, market=market, side=side, ord_type=ord_type, price=price,
             volume=volume, krw_amount=krw_amount, reason=reason, state="recorded",
+            trigger_price=trigger_price,
         )  # fmt: skip
         self.log.append(("order", identifier))
         return True
@@ -243,6 +245,12 @@ class FakeRepo:
         self.fills[fill.trade_uuid] = fill
         self.log.append(("fill", fill.trade_uuid))
         return True
+
+    def set_fill_pnl(self, trade_uuid: str, realized_pnl: Decimal | None) -> None:
+        self.log.append(("pnl", trade_uuid))
+
+    def order_journal(self) -> None:
+        return None  # no loop-thread journal: the order manager records through record_order
 
     def unresolved_orders(self) -> list[Any]:
         return [
