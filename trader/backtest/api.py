@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trader.backtest.report import RoundTrip, equity_curve, round_trips, summarize
+from trader.backtest.report import equity_curve, round_trips, summarize
 from trader.backtest.runner import TICKS_PER_CANDLE, Backtest, ProgressFn, RunOutput
 from trader.marketdata.candles import MarketDataError, infer_interval_ms, load_frame, slice_time
 from trader.marketdata.synth import TradeArrays, synthesize_trades
+from trader.metrics import RoundTrip
 from trader.strategy.config import StrategyConfig, load_strategy
 
 MARK_MS_FOR_TICKS = 60_000  # equity is marked once a minute when the input is raw ticks
@@ -31,9 +32,9 @@ class BacktestResult:
         return self.summary["fingerprint"]
 
     def to_json(self) -> dict:
-        from trader.backtest.report import fill_rows
+        from trader.backtest.report import fill_rows, trip_row
 
-        return {"summary": self.summary, "trades": [t.to_dict() for t in self.trips],
+        return {"summary": self.summary, "trades": [trip_row(t) for t in self.trips],
                 "fills": fill_rows(self.output.fills),
                 "equity": {"ts_ms": self.equity_ts.tolist(), "krw": self.equity.tolist()},
                 "rejected_orders": self.output.rejected}
@@ -57,18 +58,21 @@ def run_frame(config: StrategyConfig, kind: str, frame: pd.DataFrame, *, krw: De
         mark_ts = frame["ts_ms"].to_numpy(np.int64) + interval
         mark_px = frame["close"].to_numpy(np.float64)
         candles: int | None = len(frame)
+        # the period starts at the first candle's open (a 09:00 KST day boundary for daily ratios)
+        start_ms = int(frame["ts_ms"].iloc[0])
         end_ms = int(mark_ts[-1])
     else:
         trades = TradeArrays.from_frame(frame)
         mark_ts, mark_px = _ticks_marks(trades)
         candles = None
+        start_ms = int(trades.ts_ms[0])
         end_ms = int(trades.ts_ms[-1])
     out = Backtest(config, trades, krw=krw, seed=seed, skip=skip, progress=progress).run()
     first, last = float(trades.price[0]), float(trades.price[-1])
     summary = summarize(out, mark_ts, mark_px, first_price=first, last_price=last, candles=candles,
-                        start_ms=int(trades.ts_ms[0]), end_ms=end_ms)
+                        start_ms=start_ms, end_ms=end_ms)
     equity, _ = equity_curve(out, mark_ts, mark_px)
-    return BacktestResult(summary, out, round_trips(out.fills), mark_ts, equity)
+    return BacktestResult(summary, out, round_trips(out.fills, out.market), mark_ts, equity)
 
 
 def run_backtest(strategy: str | Path | StrategyConfig, data: str | Path, *, start: str | None = None,

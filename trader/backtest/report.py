@@ -1,16 +1,16 @@
-"""Backtest results: round trips, equity curve, summary metrics, fingerprint, table/CSV/JSON.
+"""Backtest results as a summary dict, a text table, CSV and JSON rows — formatting only.
 
-Conventions: equity = KRW + coin marked at the candle close (no prospective sell fee); a round
-trip runs from the buy that opens a position to the sell that empties it, its P&L is net of
-every fee; buy-and-hold buys the first trade and sells the last one, paying both fees.
-The fingerprint is sha256 over every fill (time, side, price, volume, fee, reason, intent id) —
-Jesse's guard that a faster engine still makes exactly the same trades.
+Every figure (round trips, return, drawdown, win rate, exposure, fees, Sharpe/Sortino/Calmar,
+profit factor, expectancy, holding time) comes from `trader.metrics`, the module the e-mailed
+report uses too; its docstring defines them (drawdown is a negative percent). Here: equity =
+KRW + coin marked at each candle close (no prospective sell fee), the period runs from the first
+candle's open (or first trade) to the last close; buy-and-hold buys the first trade and sells
+the last one, paying both fees. The fingerprint is `trader.fingerprint`'s.
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,110 +19,98 @@ import numpy as np
 
 from trader.backtest.runner import FillRecord, RunOutput
 from trader.fingerprint import fingerprint
+from trader.metrics import RoundTrip, day_boundaries, figures, step_at
+from trader.metrics import round_trips as metric_trips
 from trader.timeutil import ms_to_datetime
 from trader.upbit.rules import FEE_RATE, format_decimal
 
 KST_OFFSET = timedelta(hours=9)
-_ZERO = Decimal(0)
 
 
 def kst(ts_ms: int) -> str:
     return (ms_to_datetime(ts_ms) + KST_OFFSET).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def trip_row(t: RoundTrip) -> dict:
+    """A round trip as the backtest's JSON lists it."""
+    closed = t.exit_ts is not None
+    return {"no": t.no, "entry_ts": t.entry_ts, "entry_kst": kst(t.entry_ts),
+            "exit_ts": t.exit_ts, "exit_kst": kst(t.exit_ts) if t.exit_ts is not None else None,
+            "volume": format_decimal(t.bought), "cost": format_decimal(t.cost),
+            "proceeds": format_decimal(t.proceeds),
+            "pnl": format_decimal(t.pnl) if closed else None,
+            "return_pct": t.return_pct, "hold_s": t.hold_ms / 1000 if t.hold_ms is not None else None,
+            "exits": t.exits}
 
 
-@dataclass
-class RoundTrip:
-    """Entry to flat; `exit_ts` None while still open at the end."""
-
-    no: int
-    entry_ts: int
-    exit_ts: int | None
-    bought: Decimal
-    cost: Decimal  # funds + fees of the buys
-    proceeds: Decimal  # funds − fees of the sells
-    exits: list[str]
-
-    @property
-    def pnl(self) -> Decimal:
-        return self.proceeds - self.cost
-
-    def to_dict(self) -> dict:
-        return {"no": self.no, "entry_ts": self.entry_ts, "entry_kst": kst(self.entry_ts),
-                "exit_ts": self.exit_ts, "exit_kst": kst(self.exit_ts) if self.exit_ts else None,
-                "volume": format_decimal(self.bought), "cost": format_decimal(self.cost),
-                "proceeds": format_decimal(self.proceeds),
-                "pnl": format_decimal(self.pnl) if self.exit_ts else None,
-                "return_pct": float(self.pnl / self.cost * 100) if self.cost and self.exit_ts else None,
-                "exits": self.exits}
-
-
-def round_trips(fills: list[FillRecord]) -> list[RoundTrip]:
-    trips: list[RoundTrip] = []
-    cur: RoundTrip | None = None
-    for f in fills:
-        if f.side == "bid":
-            if cur is None:
-                cur = RoundTrip(len(trips) + 1, f.ts_ms, None, _ZERO, _ZERO, _ZERO, [])
-                trips.append(cur)
-            cur.bought += f.volume
-            cur.cost += f.funds + f.fee
-        elif cur is not None:
-            cur.proceeds += f.funds - f.fee
-            if not cur.exits or cur.exits[-1] != f.reason:
-                cur.exits.append(f.reason)
-            if f.volume_after == 0:
-                cur.exit_ts = f.ts_ms
-                cur = None
-    return trips
+def round_trips(fills: list[FillRecord], market: str = "") -> list[RoundTrip]:
+    """The backtest's fills (one market) as `trader.metrics` round trips."""
+    return metric_trips(fills, market=market)
 
 
 def equity_curve(out: RunOutput, mark_ts: np.ndarray, mark_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Equity and coin volume at each mark (e.g. every candle close), from the fills."""
-    k0 = float(out.krw_start)
-    if not out.fills:
-        return np.full(mark_ts.shape, k0), np.zeros(mark_ts.shape)
     f_ts = np.array([f.ts_ms for f in out.fills], dtype=np.int64)
-    f_krw = np.array([float(f.krw_after) for f in out.fills])
-    f_vol = np.array([float(f.volume_after) for f in out.fills])
-    idx = np.searchsorted(f_ts, mark_ts, side="right") - 1
-    has = idx >= 0
-    safe = np.maximum(idx, 0)
-    krw = np.where(has, f_krw[safe], k0)
-    vol = np.where(has, f_vol[safe], 0.0)
+    krw = step_at(f_ts, np.array([float(f.krw_after) for f in out.fills]), mark_ts, float(out.krw_start))
+    vol = step_at(f_ts, np.array([float(f.volume_after) for f in out.fills]), mark_ts, 0.0)
     return krw + vol * mark_px, vol
+
+
+def _float(x: Decimal | None) -> float | None:
+    return None if x is None else float(x)
 
 
 def summarize(out: RunOutput, mark_ts: np.ndarray, mark_px: np.ndarray, *, first_price: float,
               last_price: float, candles: int | None, start_ms: int, end_ms: int) -> dict:
-    equity, vol = equity_curve(out, mark_ts, mark_px)
-    trips = round_trips(out.fills)
+    """The summary dict (the JSON's `summary`); every figure comes from `trader.metrics`."""
+    equity, _ = equity_curve(out, mark_ts, mark_px)
+    trips = round_trips(out.fills, out.market)
     closed = [t for t in trips if t.exit_ts is not None]
-    wins = sum(1 for t in closed if t.pnl > 0)
     k0 = float(out.krw_start)
     end_equity = float(out.final_krw) + float(out.final_volume) * last_price
-    peak = np.maximum.accumulate(np.r_[k0, equity])
-    dd = 1.0 - np.r_[k0, equity] / peak
+    bounds = day_boundaries(start_ms, end_ms)
+    fig = figures(closed=closed, trips=trips, fills=out.fills, start_ms=start_ms, end_ms=end_ms,
+                  start_equity=k0, end_equity=end_equity, curve=np.r_[k0, equity],
+                  day_equity=step_at(mark_ts, equity, bounds, k0))
+    st, risk = fig.trades, fig.risk
     fee = float(FEE_RATE)
     bnh = (last_price / first_price) * (1 - fee) / (1 + fee) - 1.0 if first_price else 0.0
-    fees = sum((f.fee for f in out.fills), _ZERO)
     return {
         "market": out.market,
         "from": kst(start_ms), "to": kst(end_ms),
         "candles": candles, "ticks": out.ticks, "ticks_processed": out.processed,
         "krw_start": k0, "equity_end": end_equity,
-        "return_pct": (end_equity / k0 - 1.0) * 100,
-        "max_drawdown_pct": float(dd.max()) * 100 if dd.size else 0.0,
-        "trades": len(closed), "open_trades": len(trips) - len(closed),
-        "wins": wins, "win_rate_pct": (wins / len(closed) * 100) if closed else 0.0,
-        "fills": len(out.fills), "fees": float(fees),
-        "exposure_pct": float((vol > 0).mean() * 100) if vol.size else 0.0,
+        "return_pct": fig.return_pct,
+        "max_drawdown_pct": fig.max_drawdown_pct,  # ≤ 0
+        "trades": st.trades, "open_trades": len(trips) - len(closed),
+        "wins": st.wins, "win_rate_pct": st.win_rate * 100 if st.win_rate is not None else 0.0,
+        "fills": len(out.fills), "fees": float(fig.fees),
+        "exposure_pct": fig.exposure_pct,
         "buy_and_hold_pct": bnh * 100,
+        "sharpe": risk.sharpe, "sortino": risk.sortino, "calmar": risk.calmar,
+        "profit_factor": st.profit_factor, "expectancy_krw": _float(st.expectancy),
+        "avg_hold_s": st.avg_hold_s,
         "rejected_orders": len(out.rejected),
         "wall_s": out.wall_s,
         "fingerprint": fingerprint(out.fills),
     }
+
+
+def _opt(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def duration(seconds: float | None) -> str:
+    """'2 d 3 h', '3 h 12 min', '45 min', '12 s' (two units at most)."""
+    if seconds is None:
+        return "-"
+    s = round(seconds)
+    d, h, m = s // 86_400, s % 86_400 // 3600, s % 3600 // 60
+    if d:
+        return f"{d} d {h} h"
+    if h:
+        return f"{h} h {m} min"
+    return f"{m} min" if m else f"{s} s"
 
 
 def render_table(summary: dict) -> str:
@@ -136,13 +124,18 @@ def render_table(summary: dict) -> str:
         ("end equity KRW", f"{s['equity_end']:,.0f}"),
         ("return", f"{s['return_pct']:+.2f} %"),
         ("buy & hold", f"{s['buy_and_hold_pct']:+.2f} %"),
-        ("max drawdown", f"{s['max_drawdown_pct']:.2f} %"),
+        ("max drawdown", f"{s['max_drawdown_pct']:.2f} %"),  # negative: printed with its sign
         ("trades (round trips)",
          f"{s['trades']}" + (f" (+{s['open_trades']} open)" if s["open_trades"] else "")),
         ("win rate", f"{s['win_rate_pct']:.1f} %"),
         ("fills", f"{s['fills']}"),
         ("fees KRW", f"{s['fees']:,.0f}"),
         ("exposure", f"{s['exposure_pct']:.1f} %"),
+        ("profit factor", _opt(s["profit_factor"], ".2f")),
+        ("expectancy KRW / trade", _opt(s["expectancy_krw"], "+,.0f")),
+        ("avg holding time", duration(s["avg_hold_s"])),
+        ("Sharpe / Sortino / Calmar", " / ".join(_opt(s[k], ".2f") for k in ("sharpe", "sortino", "calmar"))
+         + " (daily at 09:00 KST, 365-day year)"),
         ("wall time", f"{s['wall_s']:.2f} s ({s['ticks_processed']:,} trades through on_tick)"),
         ("fingerprint", s["fingerprint"][:16]),
     ]
@@ -158,7 +151,7 @@ def render_trips(trips: list[RoundTrip], limit: int = 20) -> str:
             exits = ",".join(t.exits)
             lines.append(f"{t.no:>4}  {kst(t.entry_ts)}  {'open':19}  {'-':>12}  {'-':>7}  {exits}")
             continue
-        ret = float(t.pnl / t.cost * 100) if t.cost else 0.0
+        ret = t.return_pct or 0.0
         lines.append(f"{t.no:>4}  {kst(t.entry_ts)}  {kst(t.exit_ts):19}  "
                      f"{float(t.pnl):>12,.0f}  {ret:>+7.2f}  {','.join(t.exits)}")
     if len(trips) > limit:
