@@ -6,10 +6,10 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from trader.marketdata.gaps import _candle_start_ms
 from trader.reporting.periods import last_complete_day, trading_day
 from trader.sim.rest import parse_time_ms
 from trader.timeutil import EPOCH, datetime_to_ms, ms_to_datetime, now_ms
+from trader.upbit.gaps import _candle_start_ms
 
 # float seconds × 1000 rounds up to the next millisecond here (found by a search over random
 # microsecond instants; such far dates reach the simulator as a client's `to` parameter)

@@ -57,7 +57,6 @@ from trader.execution.states import (
     Submitted,
     event_for_snapshot,
 )
-from trader.marketdata.events import MyAssetEvent
 from trader.upbit.client import ExchangeClient
 from trader.upbit.errors import (
     AmbiguousOrderError,
@@ -69,6 +68,7 @@ from trader.upbit.errors import (
     UpbitError,
     redact,
 )
+from trader.upbit.events import MyAssetEvent
 from trader.upbit.rules import FEE_RATE, MIN_ORDER_KRW
 
 log = logging.getLogger("trader.execution")

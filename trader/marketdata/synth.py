@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from trader.marketdata.candles import infer_interval_ms
-from trader.upbit.rules import _KRW_TICKS_F
+from trader.upbit.rules import KRW_TICKS_F
 
-_TICK_LOWERS_ASC = np.array([lo for lo, _ in reversed(_KRW_TICKS_F)])
-_TICK_SIZES_ASC = np.array([t for _, t in reversed(_KRW_TICKS_F)])
+_TICK_LOWERS_ASC = np.array([lo for lo, _ in reversed(KRW_TICKS_F)])
+_TICK_SIZES_ASC = np.array([t for _, t in reversed(KRW_TICKS_F)])
 
 
 @dataclass(frozen=True, slots=True)

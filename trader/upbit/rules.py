@@ -35,7 +35,8 @@ _KRW_TICKS: tuple[tuple[Decimal, Decimal], ...] = tuple(
         ("0", "0.00000001"),
     )
 )
-_KRW_TICKS_F: tuple[tuple[float, float], ...] = tuple((float(lo), float(t)) for lo, t in _KRW_TICKS)
+# the same table as floats, for hot comparisons and the synthesizer's numpy lookup
+KRW_TICKS_F: tuple[tuple[float, float], ...] = tuple((float(lo), float(t)) for lo, t in _KRW_TICKS)
 
 
 def tick_size(price: Decimal) -> Decimal:
@@ -48,10 +49,10 @@ def tick_size(price: Decimal) -> Decimal:
 
 def tick_size_f(price: float) -> float:
     """Float twin of `tick_size` for the strategy's hot path."""
-    for lower, tick in _KRW_TICKS_F:
+    for lower, tick in KRW_TICKS_F:
         if price >= lower:
             return tick
-    return _KRW_TICKS_F[-1][1]
+    return KRW_TICKS_F[-1][1]
 
 
 def is_on_tick(price: Decimal) -> bool:

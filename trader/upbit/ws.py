@@ -32,11 +32,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from trader.domain import Tick
-from trader.marketdata.events import Event, error_from_message, to_event
-from trader.marketdata.gaps import Gap, SeenTrades, TradesSource, backfill
 from trader.timeutil import now_ms
 from trader.upbit.auth import Credentials, make_token
 from trader.upbit.errors import AuthError, redact
+from trader.upbit.events import Event, error_from_message, to_event
+from trader.upbit.gaps import Gap, SeenTrades, TradesSource, backfill
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from decimal import Decimal
 import pytest
 
 from trader.domain import OrdType, Side, Tick
-from trader.marketdata.events import MyAssetEvent, MyOrderEvent
 from trader.upbit.errors import AuthError
+from trader.upbit.events import MyAssetEvent, MyOrderEvent
 from trader.upbit.rest import UpbitRestClient
 from trader.upbit.ws import UpbitWebSocket, subscription
 

@@ -8,9 +8,9 @@ from trader.domain import Intent, IntentKind
 from trader.execution.balances import BalanceCache, currencies_of
 from trader.execution.order_manager import OrderManager
 from trader.execution.states import OrderStatus
-from trader.marketdata.events import MyAssetEvent
 from trader.portfolio import Portfolio
 from trader.upbit.client import Balance
+from trader.upbit.events import MyAssetEvent
 
 MARKET = "KRW-BTC"
 

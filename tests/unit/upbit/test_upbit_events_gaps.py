@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from trader.domain import OrdType, Side, Tick
-from trader.marketdata.events import (
+from trader.upbit.errors import AuthError
+from trader.upbit.events import (
     TRADE_KEYS,
     MyAssetEvent,
     MyOrderEvent,
@@ -17,8 +18,7 @@ from trader.marketdata.events import (
     tick_from_rest_trade,
     to_event,
 )
-from trader.marketdata.gaps import SeenTrades, backfill, backfill_trades
-from trader.upbit.errors import AuthError
+from trader.upbit.gaps import SeenTrades, backfill, backfill_trades
 
 TRADE_DEFAULT = {
     "type": "trade", "code": "KRW-BTC", "timestamp": 1730336862082, "trade_date": "2024-10-31",
@@ -71,7 +71,7 @@ def test_my_order_trade_event_gives_fill(fmt: str) -> None:
            "trade_timestamp": 1700000000000, "order_timestamp": 1699999999000, "timestamp": 1700000000001,
            "stream_type": "REALTIME"}
     if fmt == "SIMPLE":
-        from trader.marketdata.events import MY_ORDER_KEYS
+        from trader.upbit.events import MY_ORDER_KEYS
         msg = simple(msg, {v: k for k, v in MY_ORDER_KEYS.items()})
     ev = to_event(msg)
     assert isinstance(ev, MyOrderEvent)

@@ -15,8 +15,8 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from trader.domain import Tick
-from trader.marketdata.events import MyOrderEvent
 from trader.upbit.errors import AuthError
+from trader.upbit.events import MyOrderEvent
 from trader.upbit.ws import UpbitWebSocket, request_payload, subscription
 
 SECRET = "ws-secret-key-SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSS"

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from trader.domain import Tick
-from trader.marketdata.events import tick_from_rest_trade
 from trader.timeutil import datetime_to_ms, ms_to_datetime, now_ms
+from trader.upbit.events import tick_from_rest_trade
 
 log = logging.getLogger(__name__)
 
