@@ -10,9 +10,17 @@ Contract (the live loop, paper trading and the backtest all drive it the same wa
   re-emits the resting take-profit's intent until its result comes, and loops drop the repeat.
 - `on_order_result(intent, filled_volume, avg_price, ts_ms)`: execution reports what an intent
   achieved once its order is final (after any timeout fallback; zero if nothing filled). Entry
-  count, ladder progress and cooldown clocks advance only here, so a crash between sending and
-  learning the result re-emits the *same* intent id — execution's identifier makes that resend
-  harmless. An intent that achieved nothing is retried later under `<id>:<attempt>`.
+  count, ladder progress and cooldown clocks advance only here.
+- Intent ids come from market time: `<market>:<ts_ms of the deciding trade>:<reason>`, with
+  `:<n>` added for the n-th further id issued in the same millisecond (a rejected entry retried on
+  the next trade of that ms), so they never repeat — not even after the state is lost and the
+  engine starts fresh, which a per-position counter did (the new order's Upbit `identifier`
+  collided with an old order's, and the old result was taken as the new one's). Until its result
+  comes, an intent is *outstanding*: a decision for the same reason re-emits its id (a resting
+  take-profit on every tick; after a crash between sending and learning the result, the saved
+  state holds it), and execution's identifier makes that resend harmless. The backtest and paper
+  see the same trades, so they issue the same ids.
+- Every intent carries `trigger_price`, the deciding trade's price.
 - `state_dict()` / `load_state()` / `from_state()`: JSON-serialisable state.
 - `quiet(position) -> (lo, hi, until_ms)` (also `quiet_band`/`quiet_until`): "skippable"
   means: for every following trade with lo < price < hi and ts < until_ms, fed with this same
@@ -45,7 +53,10 @@ from trader.upbit.rules import MIN_ORDER_KRW
 
 INF = math.inf
 MIN_F = float(MIN_ORDER_KRW)
-STATE_VERSION = 1
+STATE_VERSION = 2
+# v1 counted ids per position (`<market>:<entry_no>:<reason>`); its states load, with nothing
+# outstanding (a v1 id never equals a v2 id, so no new id can collide with an old one)
+OLD_STATE_VERSIONS = frozenset({1})
 
 
 class StrategyEngine:
@@ -68,7 +79,10 @@ class StrategyEngine:
         self.peak = 0.0
         self.tp_done = 0
         self.tp_carry = 0.0
-        self.attempts: dict[str, int] = {}  # reason -> finished attempts in this entry
+        # reason -> id of the intent whose result has not come yet (re-emitted until it does)
+        self.outstanding: dict[str, str] = {}
+        self.id_ts = -1  # market time (ms) in the last new intent id
+        self.id_n = 0  # further ids issued in that ms (their suffix)
         self.last_ts = 0
         self.last_price = 0.0
         # float views of the last PositionView numbers (Decimal → float once per change)
@@ -157,12 +171,22 @@ class StrategyEngine:
         self.peak = max(p, float(position.avg_buy_price))
         self.tp_done = 0
         self.tp_carry = 0.0
-        self.attempts = {}
+        self.outstanding = {}  # what an unknown past decided is not this position's
 
-    def _intent_id(self, entry_no: int, reason: str) -> str:
-        n = self.attempts.get(reason, 0)
-        base = f"{self.market}:{entry_no}:{reason}"
-        return base if n == 0 else f"{base}:{n}"
+    def _intent_id(self, ts: int, reason: str) -> str:
+        """The outstanding id for `reason`, else a new one from market time (see the docstring)."""
+        iid = self.outstanding.get(reason)
+        if iid is not None:
+            return iid
+        if ts > self.id_ts:
+            self.id_ts, self.id_n = ts, 0
+            iid = f"{self.market}:{ts}:{reason}"
+        else:
+            # same ms (or a feed that stepped back): (id_ts, id_n) only grows, so ids stay unique
+            self.id_n += 1
+            iid = f"{self.market}:{self.id_ts}:{reason}:{self.id_n}"
+        self.outstanding[reason] = iid
+        return iid
 
     def _enter(self, ts: int, p: float, position: PositionView) -> list[Intent]:
         if not self.entry.ready(p) or self.cooldown.blocked_until(ts) is not None:
@@ -171,26 +195,28 @@ class StrategyEngine:
         krw = sizing.entry_krw(cfg.order_krw, cfg.order_fraction, position.krw_free)
         if krw is None:
             return []
-        iid = self._intent_id(self.entry_no + 1, "entry")
+        iid = self._intent_id(ts, "entry")
+        trigger = sizing.to_decimal(p)
         if "entry" in self._limit_for:
             lim = cfg.limit_orders
             price = sizing.bid_price(p, lim.offset_ticks)
             return [Intent(self.market, IntentKind.BUY, "entry", ts, iid, krw=krw,
                            volume=sizing.bid_volume(krw, price), limit_price=price,
                            timeout_s=lim.timeout_s, on_timeout=lim.on_timeout,
-                           offset_ticks=lim.offset_ticks)]
-        return [Intent(self.market, IntentKind.BUY, "entry", ts, iid, krw=krw)]
+                           offset_ticks=lim.offset_ticks, trigger_price=trigger)]
+        return [Intent(self.market, IntentKind.BUY, "entry", ts, iid, krw=krw, trigger_price=trigger)]
 
     def _sell(self, ts: int, p: float, reason: str, kind: IntentKind, volume: Decimal,
               limit_key: str) -> Intent:
-        iid = self._intent_id(self.entry_no, reason)
+        iid = self._intent_id(ts, reason)
+        trigger = sizing.to_decimal(p)
         if limit_key in self._limit_for:
             lim = self.config.limit_orders
             return Intent(self.market, kind, reason, ts, iid, volume=volume,
                           limit_price=sizing.ask_price(p, lim.offset_ticks),
                           timeout_s=lim.timeout_s, on_timeout=lim.on_timeout,
-                          offset_ticks=lim.offset_ticks)
-        return Intent(self.market, kind, reason, ts, iid, volume=volume)
+                          offset_ticks=lim.offset_ticks, trigger_price=trigger)
+        return Intent(self.market, kind, reason, ts, iid, volume=volume, trigger_price=trigger)
 
     def _exit(self, ts: int, p: float, avg: float, position: PositionView) -> list[Intent]:
         reason = self.exits.check(ts, p, avg, self.peak, self.entry_ts)
@@ -222,9 +248,12 @@ class StrategyEngine:
         """What an intent achieved once its order is final (possibly nothing)."""
         reason = intent.reason
         filled = Decimal(filled_volume) > 0
+        if self.outstanding.get(reason) == intent.intent_id:
+            # its result is in: the next decision for this reason is a new one (a stale result of
+            # an older intent must not release the id of one still in flight)
+            del self.outstanding[reason]
         if intent.kind is IntentKind.BUY:
             if not filled:
-                self.attempts[reason] = self.attempts.get(reason, 0) + 1
                 return
             self.entry_no += 1
             self.in_position = True
@@ -233,10 +262,9 @@ class StrategyEngine:
             self.peak = float(avg_price) if avg_price is not None else self.last_price
             self.tp_done = 0
             self.tp_carry = 0.0
-            self.attempts = {}
+            self.outstanding = {}  # nothing of an earlier position is this one's
             self.cooldown.on_entry(ts_ms)
             return
-        self.attempts[reason] = self.attempts.get(reason, 0) + 1
         if not filled:
             return
         self.cooldown.on_sell(reason, ts_ms)
@@ -290,7 +318,9 @@ class StrategyEngine:
             "peak": self.peak,
             "tp_done": self.tp_done,
             "tp_carry": self.tp_carry,
-            "attempts": dict(self.attempts),
+            "outstanding": dict(self.outstanding),
+            "id_ts": self.id_ts,
+            "id_n": self.id_n,
             "last_ts": self.last_ts,
             "last_price": self.last_price,
             "cooldown": self.cooldown.to_state(),
@@ -299,8 +329,9 @@ class StrategyEngine:
         }
 
     def load_state(self, d: dict) -> None:
-        if d.get("version") != STATE_VERSION or d.get("market") != self.market:
-            raise ValueError(f"strategy state is for {d.get('market')!r} v{d.get('version')}, "
+        version = d.get("version")
+        if (version != STATE_VERSION and version not in OLD_STATE_VERSIONS) or d.get("market") != self.market:
+            raise ValueError(f"strategy state is for {d.get('market')!r} v{version}, "
                              f"not {self.market!r} v{STATE_VERSION}")
         self.entry_no = int(d["entry_no"])
         self.in_position = bool(d["in_position"])
@@ -309,7 +340,13 @@ class StrategyEngine:
         self.peak = float(d["peak"])
         self.tp_done = int(d["tp_done"])
         self.tp_carry = float(d["tp_carry"])
-        self.attempts = {str(k): int(v) for k, v in d["attempts"].items()}
+        if version == STATE_VERSION:
+            self.outstanding = {str(k): str(v) for k, v in d["outstanding"].items()}
+            self.id_ts = int(d["id_ts"])
+            self.id_n = int(d["id_n"])
+        else:  # v1: its counters named no market time; new ids start from the next decision's
+            self.outstanding = {}
+            self.id_ts, self.id_n = -1, 0
         self.last_ts = int(d["last_ts"])
         self.last_price = float(d["last_price"])
         self.cooldown.load(d["cooldown"])

@@ -1,5 +1,6 @@
 """Hypothesis properties of the engine: determinism, never oversells, silent while pending,
-restore-anywhere, and skipping quiet trades (quiet + advance) changes nothing."""
+restore-anywhere, ids unique across a state reset, and skipping quiet trades (quiet + advance)
+changes nothing."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def _ticks(walk) -> tuple[np.ndarray, np.ndarray]:
     return ts, px
 
 
-def _drive(cfg, ts, px, *, skip=False, restart_at=None, pending_mask=None):
+def _drive(cfg, ts, px, *, skip=False, restart_at=None, pending_mask=None, reset_at=None):
     eng = StrategyEngine(cfg)
     book = Book()
     out = []
@@ -50,6 +51,8 @@ def _drive(cfg, ts, px, *, skip=False, restart_at=None, pending_mask=None):
     while i < n:
         if restart_at is not None and i == restart_at:
             eng = StrategyEngine.from_state(cfg, json.loads(json.dumps(eng.state_dict())))
+        if reset_at is not None and i == reset_at:
+            eng = StrategyEngine(cfg)  # the state is lost: start fresh on the same ledger
         if skip:
             lo, hi, until = eng.quiet(book.view())
             j = i
@@ -96,6 +99,15 @@ def test_restore_at_any_point_gives_the_same_future(walk, ci, data):
     ts, px = _ticks(walk)
     cut = data.draw(st.integers(0, len(ts) - 1))
     assert _drive(CONFIGS[ci], ts, px, restart_at=cut) == _drive(CONFIGS[ci], ts, px)
+
+
+@settings(max_examples=60, deadline=None)
+@given(walks, st.sampled_from(range(len(CONFIGS))), st.data())
+def test_ids_never_repeat_even_after_a_state_reset(walk, ci, data):
+    ts, px = _ticks(walk)
+    cut = data.draw(st.integers(0, len(ts) - 1))
+    ids = [d[0] for d in _drive(CONFIGS[ci], ts, px, reset_at=cut)[0]]
+    assert len(ids) == len(set(ids))
 
 
 @settings(max_examples=40, deadline=None)

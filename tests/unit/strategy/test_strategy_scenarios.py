@@ -165,10 +165,10 @@ def test_limit_entry_carries_price_volume_timeout_and_retries_with_new_id():
     [intent] = eng.on_tick(Tick(MARKET, T0, 100 * M, 1.0), view)
     assert intent.limit_price == Decimal("99998000") and intent.timeout_s == 30
     assert intent.on_timeout == "cancel" and intent.volume == Decimal("0.00100002")
-    assert intent.intent_id == "KRW-BTC:1:entry"
+    assert intent.intent_id == f"KRW-BTC:{T0}:entry" and intent.trigger_price == Decimal("100000000.0")
     eng.on_order_result(intent, Decimal(0), None, T0 + 30_000)  # timed out, cancelled, nothing filled
     [again] = eng.on_tick(Tick(MARKET, T0 + 31_000, 100 * M, 1.0), view)
-    assert again.intent_id == "KRW-BTC:1:entry:1"
+    assert again.intent_id == f"KRW-BTC:{T0 + 31_000}:entry"
 
 
 def test_partial_exit_fill_resends_the_rest_under_a_new_id():
@@ -180,7 +180,8 @@ def test_partial_exit_fill_resends_the_rest_under_a_new_id():
     eng.on_order_result(sl, half, Decimal(96 * M), T0 + 1000)
     [again] = eng.on_tick(Tick(MARKET, T0 + 2000, 96 * M, 1.0), book.view())
     assert again.reason == "stop_loss" and again.volume == book.volume
-    assert again.intent_id == sl.intent_id + ":1"
+    assert sl.intent_id == f"KRW-BTC:{T0 + 1000}:stop_loss"
+    assert again.intent_id == f"KRW-BTC:{T0 + 2000}:stop_loss"
 
 
 def _restart_run(cut: int, prices: list[float], exits: dict) -> list[tuple]:
