@@ -43,7 +43,8 @@ def test_limit_entry_cancel_keeps_nothing_and_retries_later():
     res = backtest(prices, limit_orders={"use_for": ["entry"], "offset_ticks": 50, "timeout_s": 30,
                                          "on_timeout": "cancel"})
     assert res.output.fills == []
-    assert res.output.engine_state["attempts"] == {"entry": 1}  # the next try gets a new id
+    # the cancelled try is over; the next one (decided at the timeout's trade) rests under a new id
+    assert res.output.engine_state["outstanding"] == {"entry": "KRW-BTC:1704067230000:entry"}
 
 
 def test_limit_entry_fills_when_the_market_trades_through_it():
