@@ -4,8 +4,8 @@ Money and quantities use `ExactDecimal`: PostgreSQL's unconstrained NUMERIC (arb
 precision, keeps the digits given) and, on SQLite, TEXT holding the fixed-point string — SQLite
 has no decimal type and its NUMERIC affinity would silently turn values into 64-bit floats.
 Either way a `Decimal` comes back equal to the one stored. Times are int64 epoch milliseconds
-(UTC). The DDL here and in `migrations/versions/0001_initial.py` must stay in step (a test
-compares them).
+(UTC). The DDL here and in `migrations/versions/` (0001_initial and the revisions after it) must
+stay in step (a test compares them).
 """
 
 from __future__ import annotations
@@ -76,6 +76,9 @@ class OrderModel(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_ts_ms: Mapped[int] = mapped_column(BigInteger)
     updated_ts_ms: Mapped[int] = mapped_column(BigInteger)
+    # price of the trade that decided the order (a stop's trigger), so reports show slippage;
+    # NULL for orders recorded before revision 0002 or without a deciding trade
+    trigger_price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
 
     __table_args__ = (
         UniqueConstraint("identifier", name="uq_orders_identifier"),

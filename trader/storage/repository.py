@@ -89,6 +89,7 @@ class OrderRow:
     error: str | None
     created_ts_ms: int
     updated_ts_ms: int
+    trigger_price: Decimal | None = None  # the deciding trade's price (NULL before revision 0002)
 
     @property
     def is_final(self) -> bool:
@@ -226,9 +227,11 @@ class Repository:
         krw_amount: Decimal | None,
         reason: str,
         ts_ms: int,
+        trigger_price: Decimal | None = None,
     ) -> bool:
         """Record an order BEFORE sending it, in state `recorded`. Idempotent on `identifier`:
-        True if recorded now, False if it already was (the stored row is left untouched)."""
+        True if recorded now, False if it already was (the stored row is left untouched).
+        `trigger_price` is the price of the trade that decided it (reports show the slippage)."""
         values = {
             "identifier": identifier,
             "uuid": None,
@@ -247,6 +250,7 @@ class Repository:
             "error": None,
             "created_ts_ms": ts_ms,
             "updated_ts_ms": ts_ms,
+            "trigger_price": trigger_price,
         }
         with self.db.write() as s:
             return _insert_ignore(s, OrderModel, values, ["identifier"])
@@ -365,6 +369,24 @@ class Repository:
             )
             if res.rowcount != 1:  # type: ignore[attr-defined]
                 raise KeyError(f"unknown fill {trade_uuid!r}")
+
+    def fill_trigger_prices(
+        self, since_ms: int | None = None, until_ms: int | None = None, market: str | None = None
+    ) -> dict[str, Decimal]:
+        """identifier → trigger price of the orders behind the fills with ts in [since_ms, until_ms)
+        (fills joined to orders by identifier; orders without a trigger price are left out)."""
+        fills, orders = FillModel.__table__, OrderModel.__table__
+        stmt = (
+            select(orders.c.identifier, orders.c.trigger_price)
+            .join(fills, fills.c.identifier == orders.c.identifier)
+            .where(orders.c.trigger_price.is_not(None))
+            .distinct()
+        )
+        stmt = _between(stmt, fills.c.ts_ms, since_ms, until_ms)
+        if market is not None:
+            stmt = stmt.where(fills.c.market == market)
+        with self.db.read() as s:
+            return {ident: price for ident, price in s.execute(stmt)}
 
     def has_fill(self, trade_uuid: str) -> bool:
         with self.db.read() as s:
@@ -557,12 +579,44 @@ class Repository:
         ]
         return _frame(records, EVENT_COLUMNS, ())
 
+    # --- the run's fingerprint (trader/fingerprint.py) -----------------------------------
+    def fingerprint_fills(self, market: str | None = None, after_id: int = 0) -> list[FingerprintRow]:
+        """Fills with id > `after_id` in fill order (market time, then the order they were
+        recorded in), each with its order's intent id (joined on the identifier): what
+        `trader.fingerprint.fingerprint` reads, exactly as the backtest's fill records."""
+        f, o = FillModel.__table__.c, OrderModel.__table__.c
+        stmt = (
+            select(f.id, f.ts_ms, f.side, f.price, f.volume, f.fee, f.reason, o.intent_id)
+            .select_from(FillModel.__table__.outerjoin(OrderModel.__table__, o.identifier == f.identifier))
+            .where(f.id > after_id)
+        )
+        if market is not None:
+            stmt = stmt.where(f.market == market)
+        with self.db.read() as s:
+            rows = s.execute(stmt.order_by(f.ts_ms, f.id)).all()
+        return [FingerprintRow(r.id, r.ts_ms, r.side, r.price, r.volume, r.fee, r.reason or "",
+                               r.intent_id or "") for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class FingerprintRow:
+    """One fill as the fingerprint counts it (`Repository.fingerprint_fills`)."""
+
+    id: int
+    ts_ms: int
+    side: str
+    price: Decimal
+    volume: Decimal
+    fee: Decimal
+    reason: str
+    intent_id: str
+
 
 FILL_COLUMNS = ("ts_ms", "trade_uuid", "order_uuid", "identifier", "market", "side", "price", "volume",
                 "funds", "fee", "realized_pnl", "reason")
 FILL_MONEY = ("price", "volume", "funds", "fee", "realized_pnl")
 ORDER_COLUMNS = tuple(f.name for f in fields(OrderRow))
-ORDER_MONEY = ("price", "volume", "krw_amount", "executed_volume", "paid_fee", "avg_price")
+ORDER_MONEY = ("price", "volume", "krw_amount", "executed_volume", "paid_fee", "avg_price", "trigger_price")
 EQUITY_COLUMNS = ("ts_ms", "market", "price", "krw", "coin_volume", "equity")
 EQUITY_MONEY = ("price", "krw", "coin_volume", "equity")
 EVENT_COLUMNS = ("id", "ts_ms", "level", "kind", "message", "data")
@@ -612,7 +666,8 @@ class OrderJournal:
     _SQL = (
         "INSERT INTO orders (identifier, uuid, intent_id, market, side, ord_type, price, volume,"
         " krw_amount, state, reason, executed_volume, paid_fee, avg_price, error, created_ts_ms,"
-        " updated_ts_ms) VALUES (?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, '0', '0', NULL, NULL, ?, ?)"
+        " updated_ts_ms, trigger_price)"
+        " VALUES (?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, '0', '0', NULL, NULL, ?, ?, ?)"
         " ON CONFLICT (identifier) DO NOTHING"
     )
 
@@ -647,9 +702,11 @@ class OrderJournal:
         krw_amount: Decimal | None,
         reason: str,
         ts_ms: int,
+        trigger_price: Decimal | None = None,
     ) -> bool | None:
         """True = recorded now, False = already recorded, None = not done (lock busy, journal
-        closed or failing): record through `Repository.record_order` instead."""
+        closed or failing): record through `Repository.record_order` instead. Parameters are
+        `Repository.record_order`'s, in the same order."""
         if not self._lock.acquire(blocking=False):
             return None
         try:
@@ -660,6 +717,7 @@ class OrderJournal:
                 (
                     identifier, intent_id, market, str(side), str(ord_type), _text(price), _text(volume),
                     _text(krw_amount), LocalOrderState.RECORDED.value, reason or "", ts_ms, ts_ms,
+                    _text(trigger_price),
                 ),
             )  # fmt: skip
             return cur.rowcount == 1

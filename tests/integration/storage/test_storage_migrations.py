@@ -1,5 +1,5 @@
 """Migrations: open runs them, running them again is a no-op, and the migrated schema is exactly
-what the models declare (so models and 0001_initial cannot drift apart)."""
+what the models declare (so models and the revisions cannot drift apart)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def test_open_migrates_to_head_and_reopen_is_a_no_op(db_url: str) -> None:
     db = Database.open(db_url)
     try:
         assert set(inspect(db.engine).get_table_names()) >= TABLES
-        assert migrate.current_revision(db.engine) == migrate.head_revision() == "0001"
+        assert migrate.current_revision(db.engine) == migrate.head_revision() == "0002"
         before = _schema(db)
         migrate.upgrade(db.engine)  # explicitly, a second and third time
         migrate.upgrade(db.engine)
@@ -42,7 +42,7 @@ def test_open_migrates_to_head_and_reopen_is_a_no_op(db_url: str) -> None:
     db = Database.open(db_url)  # and again through open
     try:
         assert _schema(db) == before
-        assert migrate.current_revision(db.engine) == "0001"
+        assert migrate.current_revision(db.engine) == "0002"
     finally:
         db.close()
 
