@@ -710,6 +710,7 @@ class OrderManager:
             order.price if order.ord_type is OrdType.PRICE else None,
             intent.reason,
             self.clock(),
+            intent.trigger_price,
         )
         recorded = await self._journal_record(args)
         if recorded is None:
