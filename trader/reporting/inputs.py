@@ -36,6 +36,9 @@ class ReportInputs:
         usually empty (the bot started from cash).
     positions: positions recorded by the engine at the window end (market → mapping), shown
         only as a cross-check; the report's positions come from replaying the fills.
+    trigger_prices: order identifier → the price of the trade that decided the order (a
+        stop's trigger), for the orders that recorded one; the exits table shows it next to
+        the fill price.
     """
 
     fills: list[Fill]
@@ -45,6 +48,7 @@ class ReportInputs:
     opening_holdings: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
     positions: dict[str, Any] = field(default_factory=dict)
     market: str | None = None
+    trigger_prices: dict[str, Decimal] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.fills = sorted(self.fills, key=lambda f: f.ts_ms)  # stable: same-ms order is kept
@@ -186,6 +190,7 @@ def load_inputs_from_db(
                 # prices and let the curve be derived from that market's fills
                 prices, equity = equity[list(PRICE_COLUMNS)], None
         positions = _positions_dict(repo)
+        triggers = repo.fill_trigger_prices(None, end_ms, market)
         start_eq = starting_equity
         opening: dict[str, tuple[Decimal, Decimal]] = {}
         if start_eq is None and (found := _repo_opening(repo, fills)) is not None:
@@ -206,6 +211,7 @@ def load_inputs_from_db(
         opening_holdings=opening,
         positions=positions,
         market=market,
+        trigger_prices=triggers,
     )
 
 
