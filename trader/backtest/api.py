@@ -48,12 +48,15 @@ def _ticks_marks(ticks: TradeArrays) -> tuple[np.ndarray, np.ndarray]:
 
 def run_frame(config: StrategyConfig, kind: str, frame: pd.DataFrame, *, krw: Decimal = Decimal(10_000_000),
               seed: int = 0, ticks_per_candle: int = TICKS_PER_CANDLE, skip: bool = True,
-              progress: ProgressFn | None = None) -> BacktestResult:
-    """Backtest over an already-loaded frame: kind 'candles' (normalised) or 'ticks'."""
+              progress: ProgressFn | None = None, interval_ms: int | None = None) -> BacktestResult:
+    """Backtest over an already-loaded frame: kind 'candles' (normalised) or 'ticks'.
+
+    `interval_ms` is the candle interval of the file the frame was cut from (a short slice
+    cannot tell it); inferred from the frame when not given."""
     if len(frame) == 0:
         raise MarketDataError("no market data in the chosen period")
     if kind == "candles":
-        interval = infer_interval_ms(frame)
+        interval = interval_ms or infer_interval_ms(frame)
         trades = synthesize_trades(frame, ticks_per_candle=ticks_per_candle, seed=seed, interval_ms=interval)
         mark_ts = frame["ts_ms"].to_numpy(np.int64) + interval
         mark_px = frame["close"].to_numpy(np.float64)
@@ -82,6 +85,8 @@ def run_backtest(strategy: str | Path | StrategyConfig, data: str | Path, *, sta
     """Backtest a strategy file (or config) over a candle/tick file; dates are KST."""
     config = strategy if isinstance(strategy, StrategyConfig) else load_strategy(strategy)
     kind, frame = load_frame(data)
+    # the whole file's interval: the simulator's --start replay synthesizes with it too
+    interval = infer_interval_ms(frame) if kind == "candles" else None
     frame = slice_time(frame, start, end)
     return run_frame(config, kind, frame, krw=krw, seed=seed, ticks_per_candle=ticks_per_candle,
-                     skip=skip, progress=progress)
+                     skip=skip, progress=progress, interval_ms=interval)

@@ -130,6 +130,10 @@ def synthesize_trades(
     trade of a candle is its open, the last its close, its high and low are each visited once,
     and its trades' volumes (8 decimals, at least 1e-8 each) add up to the candle's volume
     rounded to 8 decimals.
+
+    The interval is part of a candle's input: a caller that synthesizes a slice of a file passes
+    the whole file's (`infer_interval_ms` of the file), since a slice of one candle, or two across
+    a gap in the data, cannot tell it.
     """
     n_per = int(ticks_per_candle)
     if n_per < 4:

@@ -89,17 +89,20 @@ def load_trades(cfg: SimConfig) -> tuple[str, TradeArrays | None]:
     """The market name and its replay trades (synthesized from candles, or ticks as recorded)."""
     if cfg.data is None:
         return cfg.market or "KRW-ETH", None
-    from trader.marketdata.candles import load_frame, slice_time
+    from trader.marketdata.candles import infer_interval_ms, load_frame, slice_time
     from trader.marketdata.synth import synthesize_trades
 
     path = Path(cfg.data)
     market = cfg.market or market_from_path(path) or "KRW-ETH"
     kind, frame = load_frame(path)
+    # the whole file's interval (as the backtest's): a late --start may leave one candle
+    interval = infer_interval_ms(frame) if kind == "candles" else None
     if cfg.start:
         frame = slice_time(frame, cfg.start, None)
     if kind == "ticks":
         return market, TradeArrays.from_frame(frame)
-    return market, synthesize_trades(frame, ticks_per_candle=cfg.ticks_per_candle, seed=cfg.seed)
+    return market, synthesize_trades(frame, ticks_per_candle=cfg.ticks_per_candle, seed=cfg.seed,
+                                     interval_ms=interval)
 
 
 class Simulator:
