@@ -21,6 +21,7 @@ from trader.backtest.runner import FillRecord, RunOutput
 from trader.fingerprint import fingerprint
 from trader.metrics import RoundTrip, day_boundaries, figures, step_at
 from trader.metrics import round_trips as metric_trips
+from trader.reporting.i18n import duration
 from trader.timeutil import ms_to_datetime
 from trader.upbit.rules import FEE_RATE, format_decimal
 
@@ -100,19 +101,6 @@ def _opt(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
-def duration(seconds: float | None) -> str:
-    """'2 d 3 h', '3 h 12 min', '45 min', '12 s' (two units at most)."""
-    if seconds is None:
-        return "-"
-    s = round(seconds)
-    d, h, m = s // 86_400, s % 86_400 // 3600, s % 3600 // 60
-    if d:
-        return f"{d} d {h} h"
-    if h:
-        return f"{h} h {m} min"
-    return f"{m} min" if m else f"{s} s"
-
-
 def render_table(summary: dict) -> str:
     s = summary
     rows = [
@@ -133,7 +121,7 @@ def render_table(summary: dict) -> str:
         ("exposure", f"{s['exposure_pct']:.1f} %"),
         ("profit factor", _opt(s["profit_factor"], ".2f")),
         ("expectancy KRW / trade", _opt(s["expectancy_krw"], "+,.0f")),
-        ("avg holding time", duration(s["avg_hold_s"])),
+        ("avg holding time", duration(s["avg_hold_s"], "en")),
         ("Sharpe / Sortino / Calmar", " / ".join(_opt(s[k], ".2f") for k in ("sharpe", "sortino", "calmar"))
          + " (daily at 09:00 KST, 365-day year)"),
         ("wall time", f"{s['wall_s']:.2f} s ({s['ticks_processed']:,} trades through on_tick)"),

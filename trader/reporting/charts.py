@@ -39,6 +39,7 @@ REASON_COLOURS = {
     "stop_loss": "#d62728",
     "trailing_stop": "#ff7f0e",
     "sharp_drop": "#9467bd",
+    "max_hold": "#8c564b",
     "reversal": "#1f77b4",
 }
 

@@ -6,23 +6,27 @@ in the mail is always the metric, formatted the same way.
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal
 
 LANGS = ("ko", "en")
 
+# every reason the strategy can give an order (trader/strategy: the entry, the exit rules, the
+# take-profit ladder's `take_profit_<n>`), plus what reconciliation and people put on fills
 _REASONS = {
     "entry": ("진입", "entry"),
     "take_profit": ("익절", "take profit"),
-    "take_profit_1": ("1차 익절", "take profit 1"),
-    "take_profit_2": ("2차 익절", "take profit 2"),
-    "take_profit_3": ("3차 익절", "take profit 3"),
     "stop_loss": ("손절", "stop loss"),
     "trailing_stop": ("트레일링 스탑", "trailing stop"),
     "sharp_drop": ("급락 대응", "sharp drop"),
+    "max_hold": ("보유 기간 만료", "max hold"),
     "reversal": ("추세 반전", "reversal"),
+    "adopted": ("거래소 잔고 반영", "adopted"),
     "manual": ("수동", "manual"),
     "?": ("미상", "unknown"),
+    "": ("미상", "unknown"),
 }
+_TAKE_PROFIT_STEP = re.compile(r"take_profit_(\d+)")
 
 _TEXT = {
     "title": ("{market} 자동매매 리포트", "{market} autotrader report"),
@@ -60,6 +64,21 @@ _TEXT = {
     "avg_win": ("평균 이익", "Average win"),
     "avg_loss": ("평균 손실", "Average loss"),
     "profit_factor": ("손익비(PF)", "Profit factor"),
+    "expectancy": ("거래당 기대 손익", "Expectancy per trade"),
+    "avg_hold": ("평균 보유 시간", "Average holding time"),
+    "sharpe": ("샤프 지수", "Sharpe ratio"),
+    "sortino": ("소르티노 지수", "Sortino ratio"),
+    "calmar": ("칼마 지수", "Calmar ratio"),
+    "ratios_note": (
+        "샤프·소르티노·칼마 지수: 매일 {h:02d}:00 KST 평가금액의 일별 수익률, 365일 기준 연환산",
+        "Sharpe, Sortino, Calmar: daily returns of the equity at {h:02d}:00 KST, annualised over 365 days",
+    ),
+    "exits": ("청산 내역", "Exits"),
+    "time": ("시각", "Time"),
+    "fill_price": ("체결가", "Fill price"),
+    "trigger_price": ("발동가", "Trigger"),
+    "slippage": ("슬리피지", "slippage"),
+    "exits_more": ("이전 청산 {n}건은 생략했습니다", "{n} earlier exits not shown"),
     "trades": ("거래(왕복)", "Trades (round trips)"),
     "fills": ("체결", "Fills"),
     "fills_detail": ("매수 {b} / 매도 {s}", "{b} buys / {s} sells"),
@@ -123,10 +142,29 @@ def t(key: str, lang: str, **kw: object) -> str:
 
 
 def reason_label(reason: str, lang: str) -> str:
+    """An exit/entry reason in the reader's language (a ladder step: '2차 익절', 'take profit 2')."""
     pair = _REASONS.get(reason)
+    if pair is None and (step := _TAKE_PROFIT_STEP.fullmatch(reason)):
+        pair = (f"{int(step[1])}차 익절", f"take profit {int(step[1])}")
     if pair is None:
         return reason.replace("_", " ")
     return pair[0] if lang == "ko" else pair[1]
+
+
+def duration(seconds: float | None, lang: str) -> str:
+    """A holding time, two units at most: '2일 3시간' / '2 d 3 h', '3시간 12분', '45분', '12초'."""
+    if seconds is None:
+        return "-"
+    s = round(seconds)
+    d, h, m = s // 86_400, s % 86_400 // 3600, s % 3600 // 60
+    ko = lang == "ko"
+    if d:
+        return f"{d}일 {h}시간" if ko else f"{d} d {h} h"
+    if h:
+        return f"{h}시간 {m}분" if ko else f"{h} h {m} min"
+    if m:
+        return f"{m}분" if ko else f"{m} min"
+    return f"{s}초" if ko else f"{s} s"
 
 
 def won(value: Decimal | float | int | None, lang: str, *, sign: bool = False) -> str:

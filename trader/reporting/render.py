@@ -11,14 +11,26 @@ from datetime import date, datetime
 from html import escape
 
 from trader.reporting.charts import palette
-from trader.reporting.i18n import display_width, pad, pct, price, qty, ratio, reason_label, t, won
-from trader.reporting.metrics import PeriodMetrics, ReportMetrics
+from trader.reporting.i18n import (
+    display_width,
+    duration,
+    pad,
+    pct,
+    price,
+    qty,
+    ratio,
+    reason_label,
+    t,
+    won,
+)
+from trader.reporting.metrics import ExitRow, PeriodMetrics, ReportMetrics
 from trader.reporting.periods import fmt_kst, period_first_day
 
 FONT = (
     "-apple-system,'Apple SD Gothic Neo','Malgun Gothic','Noto Sans KR',NanumGothic,Roboto,Arial,sans-serif"
 )
 CHART_ORDER = ("equity", "price", "daily", "reasons")
+MAX_EXIT_ROWS = 20  # the latest exits of the period; a month of a busy strategy would fill pages
 
 
 def period_label(pm: PeriodMetrics, lang: str, day: date) -> str:
@@ -59,9 +71,14 @@ def key_figures(pm: PeriodMetrics, lang: str) -> list[tuple[str, str]]:
         (t("avg_win", lang), won(pm.avg_win, lang, sign=True) if pm.avg_win is not None else "-"),
         (t("avg_loss", lang), won(pm.avg_loss, lang, sign=True) if pm.avg_loss is not None else "-"),
         (t("profit_factor", lang), ratio(pm.profit_factor, lang)),
+        (t("expectancy", lang), won(pm.expectancy, lang, sign=True) if pm.expectancy is not None else "-"),
+        (t("avg_hold", lang), duration(pm.avg_hold_s, lang)),
         (t("best", lang), won(pm.best_trade, lang, sign=True) if pm.best_trade is not None else "-"),
         (t("worst", lang), won(pm.worst_trade, lang, sign=True) if pm.worst_trade is not None else "-"),
         (t("exposure", lang), pct(pm.exposure_pct, sign=False, digits=1)),
+        (t("sharpe", lang), ratio(pm.sharpe, lang)),
+        (t("sortino", lang), ratio(pm.sortino, lang)),
+        (t("calmar", lang), ratio(pm.calmar, lang)),
     ]
     if pm.main_market:
         rows.append((t("buy_hold", lang, market=pm.main_market), pct(pm.buy_hold_pct)))
@@ -129,6 +146,50 @@ def _reasons_table(pm: PeriodMetrics, lang: str) -> str:
     )
     note = f'<p style="font-size:12px;color:#7b8794;margin:4px 0;">{escape(t("vs_hold_note", lang))}</p>'
     return f'<table style="{_TABLE}">{head}{body}</table>{note}'
+
+
+def exit_prices(e: ExitRow, lang: str) -> str:
+    """'3,050,000 (발동가 2,952,000, 슬리피지 +3.32%)': the fill price, and the trigger when known."""
+    text = price(e.fill_price)
+    if e.trigger_price is not None:
+        text += (
+            f" ({t('trigger_price', lang)} {price(e.trigger_price)}, "
+            f"{t('slippage', lang)} {pct(e.slippage_pct)})"
+        )
+    return text
+
+
+def _shown_exits(pm: PeriodMetrics) -> tuple[list[ExitRow], int]:
+    rows = pm.exits[-MAX_EXIT_ROWS:]
+    return rows, len(pm.exits) - len(rows)
+
+
+def _exits_html(pm: PeriodMetrics, lang: str) -> str:
+    rows, hidden = _shown_exits(pm)
+    if not rows:
+        return f'<p style="font-size:14px;color:#52606d;">{escape(t("no_sells", lang))}</p>'
+    small = "font-size:12px;color:#7b8794;"
+    head = _head(["time", "fill_price", "realized"], lang)
+    body = []
+    for e in rows:
+        trigger = ""
+        if e.trigger_price is not None:
+            trigger = (
+                f'<br><span style="{small}">{escape(t("trigger_price", lang))} '
+                f"{escape(price(e.trigger_price))} · {escape(t('slippage', lang))} "
+                f"{escape(pct(e.slippage_pct))}</span>"
+            )
+        body.append(
+            f'<tr><td style="{_TD}">{escape(fmt_kst(e.ts_ms))}<br><span style="{small}">'
+            f"{escape(e.market)} · {escape(reason_label(e.reason, lang))}</span></td>"
+            f'<td style="{_TDR}">{escape(price(e.fill_price))}{trigger}</td>'
+            f'<td style="{_TDR}color:{_signed_colour(float(e.realized_pnl), lang)};">'
+            f"{escape(won(e.realized_pnl, lang, sign=True))}</td></tr>"
+        )
+    note = ""
+    if hidden:
+        note = f'<p style="{small}margin:4px 0;">{escape(t("exits_more", lang, n=hidden))}</p>'
+    return f'<table style="{_TABLE}">{head}{"".join(body)}</table>{note}'
 
 
 def _positions_html(pm: PeriodMetrics, lang: str) -> str:
@@ -213,12 +274,15 @@ def render_html(
 {_periods_table(metrics, lang)}
 <h2 style="{_H2}">{escape(t("reasons", lang))}</h2>
 {_reasons_table(pm, lang)}
+<h2 style="{_H2}">{escape(t("exits", lang))}</h2>
+{_exits_html(pm, lang)}
 <h2 style="{_H2}">{escape(t("positions", lang))}</h2>
 {_positions_html(pm, lang)}
 <h2 style="{_H2}">{escape(t("charts", lang))}</h2>
 {charts}
 <p style="font-size:11px;color:#9aa5b1;margin:18px 0 0 0;">{escape(t("generated", lang, when=when))}<br>
-{escape(t("day_note", lang, h=day_start_hour))}</p>
+{escape(t("day_note", lang, h=day_start_hour))}<br>
+{escape(t("ratios_note", lang, h=day_start_hour))}</p>
 </div></body></html>
 """
 
@@ -276,6 +340,18 @@ def render_text(
         lines.append("  " + t("vs_hold_note", lang))
     else:
         lines.append("  " + t("no_sells", lang))
+    lines += ["", f"[{t('exits', lang)}]"]
+    shown, hidden = _shown_exits(pm)
+    if hidden:
+        lines.append("  " + t("exits_more", lang, n=hidden))
+    for e in shown:
+        lines.append(
+            f"  {fmt_kst(e.ts_ms)}  {e.market}  {reason_label(e.reason, lang)}  "
+            f"{t('fill_price', lang)} {exit_prices(e, lang)}  "
+            f"{t('realized', lang)} {won(e.realized_pnl, lang, sign=True)}"
+        )
+    if not shown:
+        lines.append("  " + t("no_sells", lang))
     lines += ["", f"[{t('positions', lang)}]"]
     if pm.positions:
         for p in pm.positions:
@@ -287,5 +363,11 @@ def render_text(
     else:
         lines.append("  " + t("no_positions", lang))
     when = (generated or datetime.now()).strftime("%Y-%m-%d %H:%M")
-    lines += ["", t("generated", lang, when=when), t("day_note", lang, h=day_start_hour), ""]
+    lines += [
+        "",
+        t("generated", lang, when=when),
+        t("day_note", lang, h=day_start_hour),
+        t("ratios_note", lang, h=day_start_hour),
+        "",
+    ]
     return "\n".join(lines)
