@@ -2,15 +2,21 @@
 
 1. a fresh var/demo/ (database) and var/reports/demo/ (report, charts, mail) on every run;
 2. a local SMTP sink (aiosmtpd on 127.0.0.1) that stores what it receives as .eml files;
-3. the Upbit simulator replaying data/KRW-ETH_15m_2024.parquet at full speed (it starts paused
-   and is resumed the moment the trader's two WebSockets are connected, so no tick is missed);
-4. the `trading` flow in paper mode over a bounded span of market time (`--days`, from `--start`),
-   one `place-order` subflow per intent; the replay pauses while an order is in flight
-   (flows/lockstep.py), so the fast market waits for our orders as the real one effectively does;
-   limit orders time out in market time (the replayed trades' timestamps), as in the backtest,
-   so the strategy file is used as it is, whatever the replay speed;
-5. the `report` flow over everything traded ("all" period), e-mailed to the sink;
-6. a summary table and where to look.
+3. the Upbit simulator replaying the window [--start, --start + --days) of
+   data/KRW-ETH_15m_2024.parquet — cut as `backtest --from/--to` cuts it, with the backtest's
+   initial KRW, seed and trades per candle — in lockstep: it applies one trade, then waits until
+   the loop has handled it and settled its orders (trader/compose.py builds the run);
+4. the `trading` flow in paper mode until the replay ends, confirming orders inside the loop
+   (`--order-subflows`: one `place-order` subflow per order instead). Every order meets the market
+   as of the trade that decided it, as in the backtest, so the run's fills — and the
+   `fingerprint` printed — are the backtest's:
+   `python -m trader backtest --strategy S --data D --from START --to END` prints the same one.
+   `--free-running` replays at `--speed` (default max) without lockstep instead: the market moves
+   on while an order is on its way, and fills no longer match a backtest (a warning says so);
+5. the `report` flow over everything traded ("all" period, up to the window's end), e-mailed to
+   the sink; the summary, the artifact and the report read the same ledger for the same window;
+6. a summary table (saying when a position is still open at the window's end) and where to look;
+   the figures are also written to var/reports/demo/summary.json (bench/demo.py reads them).
 
 Prefect runs against a temporary local API server (ephemeral mode) whose database lives in
 var/prefect/, so the first run pays its migration (~20 s) and later runs start in ~5–10 s;
@@ -21,12 +27,12 @@ runs in its UI).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
-import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,15 +45,10 @@ DEFAULT_DATA = PROJECT_DIR / "data/KRW-ETH_15m_2024.parquet"
 # kind of exit it declares
 DEFAULT_START = "2024-01-01T09:00"  # KST, a trading-day boundary
 DEFAULT_DAYS = 21.0
+# the backtest's defaults (trader/backtest/cli.py): the demo must replay the trades it sees
+INITIAL_KRW = Decimal(10_000_000)
+SEED = 0
 MAX_TRADING_S = 120.0  # wall-clock cap of the trading part, whatever the span
-# While a limit order rests the replay slows to this many × real time. Its timeout is market
-# time (the order manager reads the ticks' timestamps), so the pace no longer changes what
-# `timeout_s` means; the slowdown is kept because following a resting order takes wall time
-# (a place-order subflow starts in ~1–5 s, a cancel is a REST round trip): at speed max the
-# whole three weeks replay meanwhile (measured: 1 decision instead of 12–14), and the market
-# time a cancel takes would let the order fill after its deadline, unlike in the backtest.
-RESTING_SPEED = 60.0
-KST_OFFSET = timedelta(hours=9)
 
 
 def _prepare_env(var: Path, smtp_port: int) -> None:
@@ -73,21 +74,18 @@ def _prepare_env(var: Path, smtp_port: int) -> None:
     os.environ.pop("TRADER_SMTP_PASSWORD", None)
 
 
-def _resume_when_connected(control: Any, stop: threading.Event, clients: int = 2) -> None:
-    """Resume the paused simulator once the trader's public and private sockets are connected."""
-    while not stop.is_set():
-        try:
-            if int(control.state().get("ws_clients", 0)) >= clients:
-                control.resume()
-                return
-        except Exception:  # the simulator answers once it is up; keep asking
-            pass
-        time.sleep(0.05)
+def window_end(start: str, days: float) -> str:
+    """The window's exclusive end, `days` after `start`, in the same notation (KST unless `start`
+    carries an offset)."""
+    end = datetime.fromisoformat(start) + timedelta(days=days)
+    return end.isoformat(timespec="minutes") if not (end.second or end.microsecond) else end.isoformat()
 
 
-def _kst_to_utc_iso(kst: str, plus_days: float = 0.0) -> str:
-    dt = datetime.fromisoformat(kst) - KST_OFFSET + timedelta(days=plus_days)
-    return dt.replace(tzinfo=None).isoformat(timespec="seconds")
+def _kst(ts_ms: int) -> str:
+    from trader.compose import KST
+    from trader.timeutil import ms_to_datetime
+
+    return ms_to_datetime(ts_ms).astimezone(KST).strftime("%Y-%m-%d %H:%M:%S KST")
 
 
 def _won(value: object) -> str:
@@ -95,16 +93,25 @@ def _won(value: object) -> str:
     return f"{Decimal(str(value)):,.0f}"
 
 
-def _exits_by_reason(db_url: str) -> str:
-    """Fills per reason from the database (what actually executed, not what was decided)."""
+def _ledger(db_url: str, market: str) -> dict[str, Any]:
+    """What executed, from the run's database: fills per reason and the round trips (the one
+    metrics module, as the backtest and the report count them)."""
     from collections import Counter
 
+    from trader.metrics import round_trips
     from trader.storage.db import Database
     from trader.storage.repository import Repository
 
     with Database.open(db_url) as db:
-        counts = Counter(f.reason or "?" for f in Repository(db).fills())
-    return ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items())) or "none"
+        fills = Repository(db).fills(market=market)
+    trips = round_trips(fills, market=market)
+    counts = Counter(f.reason or "?" for f in fills)
+    open_trip = next((t for t in trips if not t.closed), None)
+    return {
+        "by_reason": ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items())) or "none",
+        "closed_trips": sum(t.closed for t in trips),
+        "open_since_ms": open_trip.entry_ts if open_trip else None,
+    }
 
 
 def _ms_pair(summary: dict) -> str:
@@ -115,6 +122,17 @@ def _ms_pair(summary: dict) -> str:
 def _table(rows: list[tuple[str, str]]) -> str:
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
+
+
+def _holding(summary: dict, ledger: dict, end: str) -> str:
+    volume = Decimal(summary["volume"])
+    if not volume:
+        return f"none at the window's end ({end} KST)"
+    coin = summary["market"].split("-")[1]
+    price = summary.get("last_price")
+    value = f", worth {_won(volume * Decimal(str(price)))} KRW at {_won(price)}" if price else ""
+    since = f", open since {_kst(ledger['open_since_ms'])}" if ledger["open_since_ms"] else ""
+    return f"OPEN at the window's end: {volume.normalize():f} {coin}{value}{since}"
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -134,21 +152,23 @@ def run_demo(args: argparse.Namespace) -> int:
 
         from flows.report import report
         from flows.trading import trading
+        from trader.backtest.runner import TICKS_PER_CANDLE
+        from trader.compose import FREE_RUNNING_WARNING, PaperSim, start_simulator
         from trader.reporting.periods import trading_day
-        from trader.sim.server import SimulatorProcess
+        from trader.strategy.config import load_strategy
 
-        until_utc = _kst_to_utc_iso(args.start, args.days)
-        print(
-            f"demo: simulator replaying {args.data.name} from {args.start} KST for {args.days:g} days",
-            flush=True,
-        )
-        sim = SimulatorProcess(
-            args=["--speed", args.speed, "--data", str(args.data), "--start", args.start, "--paused"]
-        )
-        sim.start()
-        stop = threading.Event()
-        resumer = threading.Thread(target=_resume_when_connected, args=(sim.control, stop), daemon=True)
-        resumer.start()
+        market = load_strategy(args.strategy).market
+        end = window_end(args.start, args.days)
+        lockstep = not args.free_running
+        opts = PaperSim(market=market, data=args.data, start=args.start, end=end, lockstep=lockstep,
+                        speed=args.speed or "max", seed=SEED, ticks_per_candle=TICKS_PER_CANDLE,
+                        krw=INITIAL_KRW)
+        mode = "lockstep: the backtest's fills" if lockstep else f"free-running at speed {opts.replay_speed}"
+        print(f"demo: simulator replaying {args.data.name} {args.start} → {end} KST ({mode})", flush=True)
+        if opts.free_running_at_max:
+            print(f"demo: warning: {FREE_RUNNING_WARNING}", flush=True)
+        t_trade0 = time.monotonic()
+        sim = start_simulator(opts, var / "demo")
         try:
             print("demo: trading flow (paper) …", flush=True)
             summary = asyncio.run(
@@ -157,55 +177,75 @@ def run_demo(args: argparse.Namespace) -> int:
                     paper=True,
                     sim_url=sim.base_url,
                     db_url=os.environ["TRADER_DATABASE_URL"],
-                    until=until_utc,
-                    max_runtime_s=args.max_trading_s,
+                    max_runtime_s=args.max_trading_s,  # the replay's end stops it long before
                     status_every_s=5.0,
                     log_every_s=15.0,
                     shutdown_grace_s=10.0,
                     equity_every_s=3600.0,  # hourly points: plenty for the charts, 30× fewer writes
-                    # the replay pauses while an order is in flight (the market waits for us)
-                    sim_lockstep=True,
-                    sim_resting_speed=RESTING_SPEED,
                     order_subflows=args.order_subflows,
+                    lockstep=lockstep,
                 )
             )
         finally:
-            stop.set()
             sim.stop()
-        t_trade = time.monotonic() - t0
+        t_trade = time.monotonic() - t_trade0
         last_ms = int(summary.get("last_tick_ts_ms") or 0)
-        day = trading_day(last_ms) if last_ms else datetime.now(UTC).date()
+        day = trading_day(last_ms) if last_ms else datetime.fromisoformat(end).date()
         print(f"demo: report flow for everything up to trading day {day} …", flush=True)
         result = report(date=day.isoformat(), period="all", out_dir=str(reports), send=True)
         mails = sink.wait_for(1, timeout_s=15)
     elapsed = time.monotonic() - t0
 
+    ledger = _ledger(os.environ["TRADER_DATABASE_URL"], market)
     files = result["files"]
+    open_note = " (+1 open)" if ledger["open_since_ms"] else ""
+    rate = summary["ticks"] / t_trade if t_trade > 0 else 0.0
     rows = [
-        ("market / mode", f"{summary['market']} / {summary['mode']}"),
+        ("market / mode", f"{summary['market']} / {summary['mode']}, {mode}"),
+        ("window", f"{args.start} → {end} KST"),
         ("stopped because", str(summary["stop_reason"])),
-        ("market time reached", datetime.fromtimestamp(last_ms / 1000, UTC).isoformat() if last_ms else "–"),
+        ("market time reached", _kst(last_ms) if last_ms else "–"),
         ("ticks / decisions", f"{summary['ticks']:,} / {summary['decisions']}"),
         ("orders / fills / errors", f"{summary['orders']} / {summary['fills']} / {summary['errors']}"),
-        ("fills by reason", _exits_by_reason(os.environ["TRADER_DATABASE_URL"])),
+        ("fills by reason", ledger["by_reason"]),
+        ("round trips", f"{ledger['closed_trips']}{open_note}"),
         ("realized P&L (KRW)", _won(summary["realized_pnl"])),
         ("fees (KRW)", _won(summary["fees"])),
-        ("KRW / coin at the end", f"{_won(summary['krw'])} / {Decimal(summary['volume']).normalize():f}"),
+        ("KRW at the end", _won(summary["krw"])),
+        ("position", _holding(summary, ledger, end)),
         ("tick→order p50 / max (ms)", _ms_pair(summary)),
         ("report", result["subject"]),
         ("report HTML", files.get("html", "–")),
         ("charts", ", ".join(Path(p).name for k, p in files.items() if str(p).endswith(".png"))),
         ("e-mail received", f"{len(mails)} message(s) in {reports / 'mail'}"),
-        ("time", f"{elapsed:.0f} s (trading part {t_trade:.0f} s)"),
+        ("time", f"{elapsed:.0f} s (trading part {t_trade:.1f} s, {rate:,.0f} trades/s)"),
     ]
     print("\nDemo finished\n" + _table(rows))
+    check = (
+        f"python -m trader backtest --strategy {_rel(args.strategy)} --data {_rel(args.data)} "
+        f"--from {args.start} --to {end}"
+    )
+    print(f"\nfingerprint {summary['fingerprint']}")
+    if lockstep:
+        print(f"  the same as the backtest's:  {check}")
     print(
         "\nOpen the report:  xdg-open "
         + str(files.get("html", reports / "report.html"))
         + "\nSee the runs in Prefect's UI:  PREFECT_HOME=var/prefect .venv/bin/prefect server start "
         "--host 127.0.0.1 --port 4200   then http://127.0.0.1:4200"
     )
+    figures = {
+        "fingerprint": summary["fingerprint"], "lockstep": lockstep, "ticks": summary["ticks"],
+        "fills": summary["fills"], "trading_s": t_trade, "trades_per_s": rate, "total_s": elapsed,
+        "window": [args.start, end], "position_open": bool(Decimal(summary["volume"])), "mails": len(mails),
+    }
+    (reports / "summary.json").write_text(json.dumps(figures, indent=1), encoding="utf-8")
     return 0 if mails else 1
+
+
+def _rel(path: Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(PROJECT_DIR)) if path.is_relative_to(PROJECT_DIR) else str(path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,12 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="candles the simulator replays")
     p.add_argument("--start", default=DEFAULT_START, help="market time to start from (ISO, KST)")
     p.add_argument("--days", type=float, default=DEFAULT_DAYS, help="span of market time to trade")
-    p.add_argument("--speed", default="max", help="simulator speed (× real time) or 'max'")
     p.add_argument(
-        "--no-order-subflows",
-        dest="order_subflows",
-        action="store_false",
-        help="confirm orders in the engine instead of one place-order subflow per intent",
+        "--free-running",
+        action="store_true",
+        help="replay at --speed without lockstep (fills then differ from the backtest's)",
+    )
+    p.add_argument("--speed", help="simulator speed (× real time) or 'max' (default: max)")
+    p.add_argument(
+        "--order-subflows",
+        action="store_true",
+        help="confirm each order in a place-order subflow (one flow run per order) instead of the loop",
     )
     p.add_argument("--max-trading-s", type=float, default=MAX_TRADING_S, help="wall-clock cap of trading")
     return p

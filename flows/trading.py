@@ -1,8 +1,10 @@
 """`trading`: the long-running flow that hosts the WebSocket trading loop (paper or live).
 
 Table of contents of a run:
-1. tag the run with its market and mode; build the venue (the simulator's URL and dev keys, or
-   Upbit with keys from env / Secret blocks), the database and the `TradingLoop`;
+1. tag the run with its market and mode; build the run with trader/compose.py, the composition
+   root `python -m trader run` uses too: the venue (the simulator's URL and dev keys, or Upbit
+   with keys from env / Secret blocks), the database, the streams, the lockstep ack and the
+   `TradingLoop` — this flow adds only Prefect things (artifact, tags, retries, subflows, hooks);
 2. run the loop (`trader.engine`): it reconciles with the exchange first, then trades. Each
    decision is *sent* by the engine itself within milliseconds of its tick
    (`OrderManager.submit_intent_fast`); the slow half — confirming the fill — runs as a
@@ -16,7 +18,9 @@ Table of contents of a run:
    from the UI is no failure and mails nothing: the worker SIGTERMs the process, the loop's
    shutdown runs on the way out (strategy state saved, streams and database closed) and an
    order still in flight is left recorded for the next start's reconcile (crash-only design);
-   the run is Cancelled within seconds (tests/e2e/test_e2e_trading_lifecycle.py).
+   the run is Cancelled within seconds (tests/e2e/test_e2e_trading_lifecycle.py);
+6. the result names the run's fills by their fingerprint (trader/fingerprint.py): a paper run in
+   `lockstep` over the backtest's window gives the backtest's fingerprint.
 
 `fail_after_ticks` injects a fault (the market stream raises after N ticks of every attempt):
 the e2e test and the README's "see an alert" recipe use it.
@@ -41,7 +45,7 @@ from prefect.runtime import flow_run as current_run
 from flows.hooks import LAST_POSITION, mail_failure_alert
 from flows.place_order import confirm_with_subflow
 from tasks.status import StatusBoard, StatusPublisher, artifact_key, describe_intent
-from trader.config import SIM_ACCESS_KEY, SIM_SECRET_KEY, load_settings
+from trader.config import load_settings
 from trader.domain import Tick
 
 DEFAULT_STRATEGY = "trader/strategy/examples/demo.yaml"
@@ -71,23 +75,19 @@ async def failing_after(stream: AsyncIterable[Any], ticks: int) -> AsyncIterator
 
 
 # ---- venue -----------------------------------------------------------------------------------
-_OWN_SIM: dict[str, Any] = {}  # a simulator this process started for paper runs without sim_url
+_OWN_SIM: dict[bool, Any] = {}  # simulators this process started (by lockstep), kept across retries
 
 
-def _ws_urls(rest_url: str) -> tuple[str, str]:
-    ws = rest_url.rstrip("/").replace("https://", "wss://").replace("http://", "ws://") + "/websocket/v1"
-    return ws, ws + "/private"
+def _own_simulator(market: str, lockstep: bool, var_dir: Path) -> str:
+    """Start (once per process: a retry must meet the same account) a simulator for a paper run
+    with no sim_url: real-time speed, or lockstep at speed max."""
+    if lockstep not in _OWN_SIM:
+        from trader.compose import PaperSim, start_simulator
 
-
-def _own_simulator(market: str) -> str:
-    """Start (once per process, kept across retries) a simulator for a paper run with no sim_url."""
-    if "sim" not in _OWN_SIM:
-        from trader.sim.server import SimulatorProcess
-
-        sim = SimulatorProcess(args=["--speed", "1", "--market", market]).start()
-        _OWN_SIM["sim"] = sim
+        sim = start_simulator(PaperSim(market=market, lockstep=lockstep), var_dir)
+        _OWN_SIM[lockstep] = sim
         atexit.register(sim.stop)
-    return str(_OWN_SIM["sim"].base_url)
+    return str(_OWN_SIM[lockstep].base_url)
 
 
 def _secret(block: str) -> str | None:
@@ -100,45 +100,32 @@ def _secret(block: str) -> str | None:
 
 
 def resolve_venue(
-    paper: bool, sim_url: str | None, settings: Any, market: str
-) -> tuple[str, str, str, tuple]:
-    """(rest_url, ws_url, private_ws_url, keys): the simulator with its dev keys, or Upbit."""
+    paper: bool, sim_url: str | None, settings: Any, market: str, lockstep: bool = False
+) -> Any:
+    """The simulator with its dev keys (at sim_url, or started here), or Upbit (keys from the
+    environment or the Secret blocks) — trader/compose.py decides, as for `trader run`."""
+    from trader.compose import ComposeError, live_venue, paper_only_problem, paper_venue
+
     if paper:
-        rest = sim_url or _own_simulator(market)
-        return rest, *_ws_urls(rest), (SIM_ACCESS_KEY, SIM_SECRET_KEY)
-    if sim_url:
-        # ignoring it would turn a run meant for the simulator into a live one with the real keys
-        raise ValueError(
-            f"sim_url={sim_url!r} is for paper runs; with paper=False this flow trades LIVE on Upbit"
-        )
-    ak = (
-        settings.upbit_access_key.get_secret_value()
-        if settings.upbit_access_key
-        else _secret(ACCESS_KEY_BLOCK)
+        return paper_venue(sim_url or _own_simulator(market, lockstep, Path(settings.var_dir)))
+    problem = paper_only_problem(
+        [f"{name}={value!r}" for name, value in (("sim_url", sim_url), ("lockstep", lockstep)) if value],
+        "paper=True",
     )
-    sk = (
-        settings.upbit_secret_key.get_secret_value()
-        if settings.upbit_secret_key
-        else _secret(SECRET_KEY_BLOCK)
+    if problem:
+        raise ComposeError(problem)
+    where = (
+        f" of the worker or the Secret blocks {ACCESS_KEY_BLOCK}/{SECRET_KEY_BLOCK} "
+        "(python -m deployments.setup), or run with paper=True"
     )
-    if not ak or not sk:
-        raise ValueError(
-            "live trading needs Upbit keys: UPBIT_ACCESS_KEY/UPBIT_SECRET_KEY in the worker's environment "
-            f"or the Secret blocks {ACCESS_KEY_BLOCK}/{SECRET_KEY_BLOCK} (python -m deployments.setup)"
-        )
-    ws = settings.upbit_ws_url.rstrip("/")
-    return settings.upbit_base_url, ws, ws + "/private", (ak, sk)
+    return live_venue(settings, _secret, where=where)
 
 
 def default_db_url(paper: bool, sim_url: str | None, settings: Any) -> str:
     """Live: the configured DB. Paper: var/paper.db for a given simulator, else one per run."""
-    if not paper:
-        return str(settings.db_url)
-    var = Path(settings.var_dir)
-    if sim_url:
-        return f"sqlite:///{(var / 'paper.db').as_posix()}"
-    # a simulator started by this run is a brand-new account: it gets a brand-new ledger
-    return f"sqlite:///{(var / f'paper-{current_run.id or int(time.time())}.db').as_posix()}"
+    from trader.compose import default_db_url as choose
+
+    return choose(settings, paper=paper, fresh=not sim_url, run_name=str(current_run.id or int(time.time())))
 
 
 # ---- observers ---------------------------------------------------------------------------------
@@ -153,11 +140,8 @@ class FlowObservers:
         self._last_log = 0.0
         self._publishing: asyncio.Task[Any] | None = None
         self.loop: Any = None  # the TradingLoop, set once built
-        self.lockstep: Any = None  # flows.lockstep.SimLockstep in paper lockstep mode
 
     def on_decision(self, tick: Any, intent: Any) -> None:
-        if self.lockstep is not None:
-            self.lockstep.pause()
         self.board.on_decision(tick.ts_ms, str(intent.kind), intent.reason, describe_intent(intent))
         self.logger.info(
             "decision %s (%s) %s at %s", intent.kind, intent.reason, describe_intent(intent), tick.price
@@ -168,8 +152,6 @@ class FlowObservers:
         self.board.orders += 1
 
     def on_fill(self, fill: Any, effect: Any) -> None:
-        if self.lockstep is not None:
-            self.lockstep.pause()  # the market waits while the strategy learns of the fill
         self.board.fills += 1
         self._refresh_ledger()
 
@@ -282,29 +264,25 @@ async def trading(
     shutdown_grace_s: float = 15.0,
     equity_every_s: float = 60.0,
     order_subflows: bool = True,
-    sim_lockstep: bool = False,
-    sim_resting_speed: float | None = None,
+    lockstep: bool = False,
     fail_after_ticks: int | None = None,
 ) -> dict[str, Any]:
-    """Trade the strategy at `strategy_path` until cancelled, `max_runtime_s`, or market time `until`.
+    """Trade the strategy at `strategy_path` until cancelled, `max_runtime_s`, market time `until`
+    or (paper) the end of the replay.
 
     paper: trade on the simulator at `sim_url` (started here when omitted) with its dev keys;
-    paper=false trades real money on Upbit. `until` is ISO 8601 market time (naive = UTC).
-    `equity_every_s` is in market time: how often an equity point (and positions) is stored.
+    paper=false trades real money on Upbit. `until` is ISO 8601 market time (KST without an
+    offset). `equity_every_s` is in market time: how often an equity point (and positions) is stored.
     `order_subflows=False` confirms orders in the engine itself instead of a `place-order`
     subflow per intent (for replays thousands of times faster than real time, where Prefect's
     ~1–2 s per subflow would blind the strategy for hours of market time).
-    `sim_lockstep` (paper with sim_url only) pauses the simulator while an order is in flight,
-    so a fast replay waits for our orders as the real market effectively does (flows/lockstep.py);
-    while only resting limit orders are in flight it replays at `sim_resting_speed` × real time.
+    `lockstep` (paper): the simulator (a `sim --lockstep` at sim_url, or one started here) applies
+    one trade per ack of this loop, so the fills equal the backtest's (trader/compose.py).
     """
-    from trader.engine import Observers, TradingLoop, trading_streams
-    from trader.portfolio import Portfolio
-    from trader.run_cli import parse_ts
-    from trader.storage.db import Database, redact_url
-    from trader.storage.repository import Repository
+    from trader.compose import open_run, parse_market_time
+    from trader.engine import Observers
+    from trader.storage.db import redact_url
     from trader.strategy.config import load_strategy
-    from trader.upbit.rest import UpbitRestClient
 
     logger = get_run_logger()
     await back_off()
@@ -312,70 +290,51 @@ async def trading(
     market, mode = config.market, ("paper" if paper else "live")
     await tag_run(market, mode)
     settings = load_settings()
-    rest_url, ws_url, private_ws_url, keys = resolve_venue(paper, sim_url, settings, market)
+    until_ms = parse_market_time(until, "until") if until else None
+    venue = resolve_venue(paper, sim_url, settings, market, lockstep)
     url = db_url or default_db_url(paper, sim_url, settings)
-    logger.info("trading %s (%s) on %s, db %s", market, mode, rest_url, redact_url(url))
+    logger.info("trading %s (%s) on %s, db %s", market, mode, venue.rest_url, redact_url(url))
 
     board = StatusBoard(market=market, mode=mode)
     observers = FlowObservers(
         board, StatusPublisher(artifact_key(market, mode), every_s=status_every_s), logger, log_every_s
     )
-    db = Database.open(url)
-    rest = UpbitRestClient(*keys, rest_url, direct_orders=settings.direct_orders)
-    public, private = trading_streams(market, ws_url, private_ws_url, keys, rest)
-    stream: AsyncIterable[Any] = (
-        public if fail_after_ticks is None else failing_after(public, fail_after_ticks)
-    )
-    managers: list[Any] = []
-    loop = TradingLoop(
+    run = await open_run(
         config,
-        rest,
-        stream,
-        Repository(db),
-        Portfolio(),
-        order_events=private,
+        venue,
+        url,
+        settings=settings,
+        lockstep=lockstep,
+        until_ms=until_ms,
+        max_runtime_s=max_runtime_s,
+        stream=None if fail_after_ticks is None else (lambda public: failing_after(public, fail_after_ticks)),
+        confirm_with=confirm_with_subflow if order_subflows else None,
+        warn=logger.warning,
         observers=Observers(
             on_decision=observers.on_decision,
             on_order=observers.on_order,
             on_fill=observers.on_fill,
             on_status=observers.on_status,
         ),
-        confirm=(lambda order: confirm_with_subflow(managers[0], order)) if order_subflows else None,
-        stop_at_ms=parse_ts(until) if until else None,
-        max_runtime_s=max_runtime_s,
         status_every_s=min(status_every_s, 10.0),
         shutdown_grace_s=shutdown_grace_s,
         equity_every_ms=int(equity_every_s * 1000),
     )
-    managers.append(loop.om)
+    loop = run.loop
     observers.loop = loop
-    lockstep = None
-    if sim_lockstep and paper and sim_url:
-        from flows.lockstep import SimLockstep, only_resting_limits, waiting_on_limits
-
-        lockstep = SimLockstep(
-            sim_url,
-            lambda: only_resting_limits(loop),
-            waiting=lambda: waiting_on_limits(loop),
-            resting_speed=sim_resting_speed,
-        )
-        observers.lockstep = lockstep
     board.state = "running"
     try:
-        stats = await loop.run()
+        stats = await run.run()
+        fingerprint = await asyncio.to_thread(run.fingerprint)
     except BaseException as exc:
         board.state = f"failed: {type(exc).__name__}"
         raise
     finally:
         with contextlib.suppress(Exception):
             await observers.flush()
-        if lockstep is not None:
-            await lockstep.close()
-        for closer in (public.close, private.close, rest.close):
-            with contextlib.suppress(Exception):
-                await closer()
-        db.close()
+        await run.close()
     lat = sorted(stats.latencies_ns)
+    position = loop.portfolio.position(market)
     summary = {
         "market": market,
         "mode": mode,
@@ -387,15 +346,19 @@ async def trading(
         "errors": stats.errors,
         "last_tick_ts_ms": stats.last_tick_ts_ms,
         "krw": str(loop.portfolio.krw),
-        "volume": str(loop.portfolio.position(market).volume),
+        "volume": str(position.volume),
+        "avg_buy_price": str(position.avg_buy_price),
+        "last_price": loop.last_price,
         "realized_pnl": str(loop.portfolio.realized_pnl_total()),
         "fees": str(loop.portfolio.fees_total()),
+        "fingerprint": fingerprint[:16],
         "tick_to_order_ms_p50": lat[len(lat) // 2] / 1e6 if lat else None,
         "tick_to_order_ms_p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))] / 1e6 if lat else None,
         "tick_to_order_ms_max": lat[-1] / 1e6 if lat else None,
         "db_url": redact_url(url),
     }
-    logger.info("stopped (%s): %s", loop.stop_reason, {k: summary[k] for k in ("ticks", "orders", "fills")})
+    brief = {k: summary[k] for k in ("ticks", "orders", "fills", "fingerprint")}
+    logger.info("stopped (%s): %s", loop.stop_reason, brief)
     return summary
 
 
@@ -406,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sim-url")
     parser.add_argument("--db-url")
     parser.add_argument("--max-runtime-s", type=float)
-    parser.add_argument("--until", help="stop at this market time (ISO 8601, naive = UTC)")
+    parser.add_argument("--until", help="stop at this market time (ISO 8601, KST without an offset)")
+    parser.add_argument("--lockstep", action="store_true", help="paper: the exact mode (see the flow)")
     args = parser.parse_args(argv)
     result = asyncio.run(
         trading(
@@ -416,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             db_url=args.db_url,
             max_runtime_s=args.max_runtime_s,
             until=args.until,
+            lockstep=args.lockstep,
         )
     )
     print(result)

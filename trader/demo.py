@@ -20,16 +20,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = subparsers.add_parser(
         "demo",
         help="paper-trade 3 weeks of recorded KRW-ETH on the simulator, then report and e-mail",
-        description="Start the simulator (fast replay of data/KRW-ETH_15m_2024.parquet), run the "
-        "Prefect `trading` flow in paper mode, run the `report` flow, deliver its e-mail to a local "
-        "SMTP sink, and print where everything is (var/reports/demo/). Offline; about a minute.",
+        description="Start the simulator (a lockstep replay of data/KRW-ETH_15m_2024.parquet, "
+        "2024-01-01 09:00 → 01-22 09:00 KST), run the Prefect `trading` flow in paper mode, run the "
+        "`report` flow, deliver its e-mail to a local SMTP sink, and print a summary with the run's "
+        "fingerprint — the same as `python -m trader backtest` prints for that window. Offline; under "
+        "a minute.",
     )
     p.add_argument("--strategy", help="strategy YAML (default: trader/strategy/examples/demo.yaml)")
     p.add_argument("--start", help="market time to start from, ISO, KST (default: 2024-01-01T09:00)")
     p.add_argument("--days", help="span of market time to trade (default: 21)")
+    p.add_argument(
+        "--free-running",
+        action="store_true",
+        help="replay at --speed without lockstep (fills then differ from the backtest's)",
+    )
     p.add_argument("--speed", help="simulator speed, × real time or 'max' (default: max)")
     p.add_argument(
-        "--no-order-subflows", action="store_true", help="confirm orders without a subflow per intent"
+        "--order-subflows", action="store_true", help="confirm each order in a place-order subflow"
     )
     p.set_defaults(func=run)
 
@@ -40,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None:
             cmd += [f"--{flag}", str(value)]
-    if args.no_order_subflows:
-        cmd.append("--no-order-subflows")
+    for flag in ("free_running", "order_subflows"):
+        if getattr(args, flag):
+            cmd.append("--" + flag.replace("_", "-"))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_DIR), env.get("PYTHONPATH", "")) if p)
     return subprocess.call(cmd, cwd=PROJECT_DIR, env=env)

@@ -5,20 +5,18 @@ with the simulator's development keys; without `--paper` it trades on Upbit with
 `UPBIT_ACCESS_KEY`/`UPBIT_SECRET_KEY` and refuses to start without them. Every start reconciles
 with the exchange first (crash-only); a mismatch the recorded orders cannot explain stops with
 exit code 3 and the difference printed. `reconcile [--adopt] [--yes]` shows the difference and,
-on confirmation, adopts the exchange's figures. SIGINT/SIGTERM stop cleanly.
+on confirmation, adopts the exchange's figures. SIGINT/SIGTERM stop cleanly; a paper run also
+stops when the replay runs out of data, and prints `fingerprint <16 hex>` over its fills (the
+backtest's definition). The run is built by trader/compose.py, as the Prefect `trading` flow's.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-
-from trader.timeutil import datetime_to_ms
 
 EXIT_MISMATCH = 3
 EXIT_USAGE = 2
@@ -60,8 +58,16 @@ def register(subparsers: Any) -> None:
     run.add_argument("--sim-seed", type=int, help="paper: synthesizer seed of the simulator started here")
     run.add_argument("--sim-ticks-per-candle", type=int, help="paper: trades per candle (simulator here)")
     run.add_argument("--sim-start", help="paper: replay start of the simulator here (ISO; KST if naive)")
+    run.add_argument(
+        "--sim-end",
+        help="paper: replay end of the simulator here, exclusive (ISO; KST if naive): with --sim-start the "
+        "same candles as `backtest --from/--to`",
+    )
     run.add_argument("--max-runtime-s", type=float, help="stop after this many seconds")
-    run.add_argument("--until-ts", help="stop at this market time (ISO 8601; naive = UTC)")
+    run.add_argument(
+        "--until-ts",
+        help="stop at this market time, after handling the first trade at or past it (ISO; KST if naive)",
+    )
     run.add_argument("--namespace", help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
 
@@ -94,117 +100,79 @@ def _setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _ws_urls(base_http: str) -> tuple[str, str]:
-    ws = base_http.rstrip("/").replace("https://", "wss://").replace("http://", "ws://") + "/websocket/v1"
-    return ws, ws + "/private"
-
-
 def parse_ts(text: str) -> int:
-    """ISO 8601 → epoch ms (a naive time is UTC)."""
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return datetime_to_ms(dt)
+    """ISO 8601 → epoch ms (a time without an offset is KST)."""
+    from trader.compose import parse_market_time
+
+    return parse_market_time(text, "--until-ts")
 
 
-class Venue:
-    """Where to trade: URLs, keys, and a simulator process when we started one."""
+def _paper_sim(args: argparse.Namespace, market: str) -> Any:
+    from trader.compose import PaperSim
 
-    def __init__(self, rest_url: str, ws_url: str, private_ws_url: str, keys: tuple[str, str]) -> None:
-        self.rest_url = rest_url
-        self.ws_url = ws_url
-        self.private_ws_url = private_ws_url
-        self.keys = keys
-        self.sim: Any = None
+    return PaperSim(
+        market=market,
+        data=getattr(args, "sim_data", None),
+        speed=getattr(args, "sim_speed", None),
+        lockstep=bool(getattr(args, "lockstep", False)),
+        seed=getattr(args, "sim_seed", None),
+        ticks_per_candle=getattr(args, "sim_ticks_per_candle", None),
+        start=getattr(args, "sim_start", None),
+        end=getattr(args, "sim_end", None),
+        krw=getattr(args, "krw", None),
+    )
 
-    def close(self) -> None:
-        if self.sim is not None:
-            self.sim.stop()
-            self.sim = None
 
-
-def resolve_venue(args: argparse.Namespace, settings: Any, *, start_sim: bool, market: str | None) -> Venue:
+def resolve_venue(args: argparse.Namespace, settings: Any, *, start_sim: bool, market: str | None) -> Any:
     """Paper (simulator + dev keys) or live (Upbit + env keys); SystemExit with a message otherwise."""
-    from trader.config import SIM_ACCESS_KEY, SIM_SECRET_KEY
+    from trader import compose
 
-    if args.paper:
-        keys = (SIM_ACCESS_KEY, SIM_SECRET_KEY)
-        if args.sim_url:
-            return Venue(args.sim_url, *_ws_urls(args.sim_url), keys)
-        if not start_sim:
-            raise SystemExit("--paper needs --sim-url here (a simulator started now would be a new account)")
-        from trader.sim.server import SimulatorProcess
-
-        lockstep = bool(getattr(args, "lockstep", False))
-        speed = str(getattr(args, "sim_speed", None) or "1")
-        # lockstep paces the feed by the loop's acks: real-time pacing on top would only slow it
-        sim_args = ["--speed", "max" if lockstep and speed == "1" else speed]
-        if lockstep:
-            sim_args += ["--lockstep"]
-        for flag, name in (("--seed", "sim_seed"), ("--ticks-per-candle", "sim_ticks_per_candle"),
-                           ("--start", "sim_start")):
-            if getattr(args, name, None) is not None:
-                sim_args += [flag, str(getattr(args, name))]
-        if getattr(args, "krw", None) is not None:
-            sim_args += ["--krw", str(args.krw)]
-        if getattr(args, "sim_data", None):
-            sim_args += ["--data", str(args.sim_data)]
-        if market:
-            sim_args += ["--market", market]
-        sim = SimulatorProcess(args=sim_args)
-        sim.start()
-        venue = Venue(sim.base_url, *_ws_urls(sim.base_url), keys)
-        venue.sim = sim
-        print(f"paper trading on the simulator at {sim.base_url}", flush=True)
-        return venue
-    ak, sk = settings.upbit_access_key, settings.upbit_secret_key
-    if not ak or not sk:
-        raise SystemExit(
-            "live trading needs Upbit API keys: set UPBIT_ACCESS_KEY and UPBIT_SECRET_KEY in the environment "
-            "(or .env), or use --paper to trade on the simulator."
-        )
-    ws = settings.upbit_ws_url.rstrip("/")
-    return Venue(settings.upbit_base_url, ws, ws + "/private", (ak.get_secret_value(), sk.get_secret_value()))
+    if not args.paper:
+        try:
+            return compose.live_venue(settings, where=" (or .env), or use --paper to trade on the simulator")
+        except compose.ComposeError as exc:
+            raise SystemExit(str(exc)) from None
+    if args.sim_url:
+        return compose.paper_venue(args.sim_url)
+    if not start_sim or market is None:
+        raise SystemExit("--paper needs --sim-url here (a simulator started now would be a new account)")
+    opts = _paper_sim(args, market)
+    if opts.free_running_at_max:
+        print(f"warning: {compose.FREE_RUNNING_WARNING}", file=sys.stderr, flush=True)
+    sim = compose.start_simulator(opts, Path(settings.var_dir))
+    print(f"paper trading on the simulator at {sim.base_url}", flush=True)
+    return compose.paper_venue(sim.base_url, sim=sim)
 
 
 # options that only mean something on the simulator; given without --paper they are refused, since
 # ignoring them would turn a run meant for the simulator into a live one with the real keys
 _PAPER_ONLY = (("sim_url", "--sim-url"), ("krw", "--krw"), ("sim_data", "--sim-data"),
                ("sim_speed", "--sim-speed"), ("lockstep", "--lockstep"), ("sim_seed", "--sim-seed"),
-               ("sim_ticks_per_candle", "--sim-ticks-per-candle"), ("sim_start", "--sim-start"))
+               ("sim_ticks_per_candle", "--sim-ticks-per-candle"), ("sim_start", "--sim-start"),
+               ("sim_end", "--sim-end"))
 
 
 def _paper_only_error(args: argparse.Namespace) -> str | None:
     """The usage error for simulator options given without --paper, None when there are none."""
+    from trader.compose import paper_only_problem
+
     if args.paper:
         return None
     given = [flag for name, flag in _PAPER_ONLY if getattr(args, name, None) not in (None, False)]
-    if not given:
-        return None
-    verb = "is" if len(given) == 1 else "are"
-    return (
-        f"{', '.join(given)} {verb} for --paper runs on the simulator; without --paper this runs LIVE "
-        "on Upbit with your keys (add --paper, or drop the option)"
-    )
+    return paper_only_problem(given)
 
 
 def _db_url(args: argparse.Namespace, settings: Any, *, fresh_paper: bool) -> str:
-    if args.db:
-        return str(args.db)
-    if args.paper:
-        var = Path(settings.var_dir)
-        if fresh_paper:
-            # a simulator started now is a brand-new account: it gets a brand-new ledger
-            name = "paper-" + time.strftime("%Y%m%d-%H%M%S") + ".db"
-            return f"sqlite:///{(var / name).as_posix()}"
-        return f"sqlite:///{(var / 'paper.db').as_posix()}"
-    return str(settings.db_url)
+    from trader.compose import default_db_url
+
+    return str(args.db) if args.db else default_db_url(settings, paper=args.paper, fresh=fresh_paper)
 
 
 # ---- run ------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from trader.compose import ComposeError
     from trader.strategy.config import StrategyConfigError, load_strategy
 
     _setup_logging(args.log_level)
@@ -218,7 +186,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return asyncio.run(_run(args, config))
+        until_ms = parse_ts(args.until_ts) if args.until_ts else None
+        return asyncio.run(_run(args, config, until_ms))
+    except ComposeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except SystemExit as exc:
         if isinstance(exc.code, str):
             print(f"error: {exc.code}", file=sys.stderr)
@@ -226,55 +198,39 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise
 
 
-async def _run(args: argparse.Namespace, config: Any) -> int:
+async def _run(args: argparse.Namespace, config: Any, until_ms: int | None) -> int:
     import asyncio
     import signal
 
+    from trader.compose import open_run
     from trader.config import load_settings
-    from trader.engine import TradingLoop, trading_streams
     from trader.execution.reconcile import ReconcileMismatch
-    from trader.portfolio import Portfolio
-    from trader.storage.db import Database, redact_url
-    from trader.storage.repository import Repository
+    from trader.storage.db import redact_url
     from trader.upbit.errors import UpbitError
-    from trader.upbit.rest import UpbitRestClient
 
     settings = load_settings()
     venue = resolve_venue(args, settings, start_sim=True, market=config.market)
     db_url = _db_url(args, settings, fresh_paper=args.paper and not args.sim_url)
-    try:
-        db = Database.open(db_url)
-    except BaseException:
-        venue.close()  # never leave a simulator we started behind
-        raise
-    repo = Repository(db)
-    direct = bool(getattr(args, "direct_orders", False) or settings.direct_orders)
-    rest = UpbitRestClient(*venue.keys, venue.rest_url, direct_orders=direct)
-    public, private = trading_streams(config.market, venue.ws_url, venue.private_ws_url, venue.keys, rest)
-    lockstep_ack = None
-    if getattr(args, "lockstep", False):
-        from trader.sim.lockstep import LockstepAck
-
-        lockstep_ack = LockstepAck(public, venue.rest_url)
-    loop = TradingLoop(
+    run = await open_run(
         config,
-        rest,
-        public,
-        repo,
-        Portfolio(),
-        namespace=args.namespace,
-        order_events=private,
-        stop_at_ms=parse_ts(args.until_ts) if args.until_ts else None,
+        venue,
+        db_url,
+        settings=settings,
+        direct_orders=bool(getattr(args, "direct_orders", False)),
+        lockstep=bool(getattr(args, "lockstep", False)),
+        until_ms=until_ms,
         max_runtime_s=args.max_runtime_s,
-        after_tick=lockstep_ack,
+        namespace=args.namespace,
     )
+    loop = run.loop
     running = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         running.add_signal_handler(sig, loop.stop, f"signal {sig.name}")
     mode = "paper" if args.paper else "LIVE"
     print(f"trading {config.market} ({mode}) db={redact_url(db_url)}", flush=True)
     try:
-        await loop.run()
+        await run.run()
+        fingerprint = await asyncio.to_thread(run.fingerprint)
     except ReconcileMismatch as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_MISMATCH
@@ -284,19 +240,14 @@ async def _run(args: argparse.Namespace, config: Any) -> int:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             running.remove_signal_handler(sig)
-        await public.close()
-        await private.close()
-        await rest.close()
-        if lockstep_ack is not None:
-            await lockstep_ack.close()
-        db.close()
-        venue.close()
+        await run.close()
     s = loop.stats
     print(
         f"stopped ({loop.stop_reason}): ticks={s.ticks} decisions={s.decisions} orders={s.orders} "
         f"fills={s.fills} errors={s.errors}",
         flush=True,
     )
+    print(f"fingerprint {fingerprint[:16]}", flush=True)
     return 0
 
 

@@ -32,5 +32,7 @@ def test_reconcile_paper_needs_a_simulator_url(tmp_path, capsys):
 
 
 def test_until_ts_parsing():
-    assert parse_ts("2024-01-01T00:00:00") == 1704067200000
+    # a time a user types is KST unless it carries an offset (2024-01-01 00:00 UTC = 09:00 KST)
+    assert parse_ts("2024-01-01T09:00:00") == 1704067200000
     assert parse_ts("2024-01-01T09:00:00+09:00") == 1704067200000
+    assert parse_ts("2024-01-01T00:00:00Z") == 1704067200000

@@ -48,8 +48,12 @@ def test_offline_env(tmp_path: Path) -> None:
     assert "PREFECT_API_URL" not in ephemeral and ephemeral["PREFECT_SERVER_EPHEMERAL_ENABLED"] == "true"
 
 
-def test_demo_span_is_converted_from_kst_to_utc() -> None:
-    assert demo._kst_to_utc_iso("2024-01-01T09:00", 21) == "2024-01-22T00:00:00"
+def test_demo_window_ends_days_after_its_start_in_the_backtests_notation() -> None:
+    # the window is [start, end) in KST, printed as `backtest --to` takes it
+    assert demo.window_end("2024-01-01T09:00", 21) == "2024-01-22T09:00"
+    assert demo.window_end("2024-01-01T09:00", 0.5) == "2024-01-01T21:00"
+    assert demo.window_end("2024-01-01T09:00:00+09:00", 1) == "2024-01-02T09:00+09:00"
+    assert demo.window_end("2024-01-01T09:00", 1.5 / 86400) == "2024-01-01T09:00:01.500000"
 
 
 def test_snapshot_days() -> None:

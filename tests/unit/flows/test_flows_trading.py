@@ -28,32 +28,48 @@ async def test_failing_after_passes_n_ticks_then_raises() -> None:
 
 def test_paper_venue_uses_the_simulator_and_its_dev_keys(tmp_path: Any) -> None:
     settings = Settings(var_dir=tmp_path)
-    rest, ws, private, keys = trading.resolve_venue(True, "http://127.0.0.1:9999", settings, "KRW-ETH")
-    assert (rest, ws, private) == (
+    venue = trading.resolve_venue(True, "http://127.0.0.1:9999", settings, "KRW-ETH")
+    assert (venue.rest_url, venue.ws_url, venue.private_ws_url) == (
         "http://127.0.0.1:9999",
         "ws://127.0.0.1:9999/websocket/v1",
         "ws://127.0.0.1:9999/websocket/v1/private",
     )
-    assert keys[0] == SIM_ACCESS_KEY
+    assert venue.keys[0] == SIM_ACCESS_KEY and venue.paper and venue.sim is None
+    assert SIM_ACCESS_KEY not in repr(venue)  # keys never printed, not even the dev ones
+
+
+def test_live_venue_takes_keys_from_the_secret_blocks_when_the_environment_has_none(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocks = {trading.ACCESS_KEY_BLOCK: "ak-from-block", trading.SECRET_KEY_BLOCK: "sk-from-block"}
+    monkeypatch.setattr(trading, "_secret", blocks.get)
+    settings = Settings(var_dir=tmp_path, upbit_access_key=None, upbit_secret_key=None)
+    venue = trading.resolve_venue(False, None, settings, "KRW-ETH")
+    assert venue.keys == ("ak-from-block", "sk-from-block") and not venue.paper
+    assert venue.rest_url == settings.upbit_base_url and "sk-from-block" not in repr(venue)
 
 
 def test_live_venue_refuses_to_start_without_keys(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(trading, "_secret", lambda block: None)
     settings = Settings(var_dir=tmp_path, upbit_access_key=None, upbit_secret_key=None)
-    with pytest.raises(ValueError, match="live trading needs Upbit keys"):
+    with pytest.raises(ValueError, match="live trading needs Upbit API keys.*Secret blocks"):
         trading.resolve_venue(False, None, settings, "KRW-ETH")
 
 
-def test_live_venue_refuses_a_simulator_url(tmp_path: Any) -> None:
+@pytest.mark.parametrize("option", [{"sim_url": "http://127.0.0.1:9999"}, {"lockstep": True}])
+def test_live_venue_refuses_simulator_options(tmp_path: Any, option: dict[str, Any]) -> None:
     settings = Settings(var_dir=tmp_path, upbit_access_key="ak-live", upbit_secret_key="sk-live")
-    with pytest.raises(ValueError, match="trades LIVE"):
-        trading.resolve_venue(False, "http://127.0.0.1:9999", settings, "KRW-ETH")
+    args: dict[str, Any] = {"sim_url": None, **option}
+    with pytest.raises(ValueError, match=f"{next(iter(option))}=.*runs LIVE"):
+        trading.resolve_venue(False, args["sim_url"], settings, "KRW-ETH", bool(args.get("lockstep")))
 
 
-def test_database_choice(tmp_path: Any) -> None:
+def test_database_choice(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(var_dir=tmp_path, database_url="sqlite:///live.db")
     assert trading.default_db_url(False, None, settings) == "sqlite:///live.db"
     assert trading.default_db_url(True, "http://sim", settings) == f"sqlite:///{tmp_path.as_posix()}/paper.db"
+    monkeypatch.setattr(trading, "current_run", SimpleNamespace(id="run-7"))
+    assert trading.default_db_url(True, None, settings) == f"sqlite:///{tmp_path.as_posix()}/paper-run-7.db"
 
 
 @pytest.mark.parametrize(("attempt", "extra"), [(1, None), (2, None), (3, 50.0), (4, 290.0), (9, 290.0)])
