@@ -34,7 +34,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -42,8 +42,11 @@ from trader.domain import Fill, Intent, IntentKind, OrderSnapshot, OrdType, Side
 from trader.execution import policy
 from trader.execution.balances import DEFAULT_MAX_AGE_S, BalanceCache, currencies_of
 from trader.execution.crashpoints import crashpoint
+from trader.execution.journal import OrderRecorder
+from trader.execution.orders import ExecutionResult, ManagedOrder
 from trader.execution.policy import attempt_identifier
-from trader.execution.ports import OrderJournalPort, PortfolioPort, RepositoryPort
+from trader.execution.ports import PortfolioPort, RepositoryPort
+from trader.execution.retry import retrying
 from trader.execution.states import (
     REPO_STATE,
     Ambiguous,
@@ -51,7 +54,6 @@ from trader.execution.states import (
     CancelRequested,
     Filled,
     InvalidOrderTransition,
-    OrderFSM,
     OrderStatus,
     Rejected,
     Submitted,
@@ -74,8 +76,6 @@ from trader.upbit.rules import FEE_RATE, MIN_ORDER_KRW
 log = logging.getLogger("trader.execution")
 
 DEFAULT_LIMIT_TIMEOUT_S = 30.0
-JOURNAL_WAIT_S = 0.05  # how long the loop polls a busy write lock before the worker-thread path
-JOURNAL_POLL_S = 0.0005
 _RESTING = (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
 # Wall-clock safety net of a limit order timed by market time: a feed that stalls (a dropped
 # WebSocket, a paused replay, a market without trades) must not leave the order resting forever.
@@ -97,83 +97,6 @@ def limit_wall_limit_s(
     max(factor × timeout_s, timeout_s + margin_s) — 600 s for 120 s, 62 s for 2 s."""
     timeout_s = max(timeout_s, 0.0)
     return max(factor * timeout_s, timeout_s + margin_s)
-
-
-@dataclass(eq=False)
-class ManagedOrder:
-    """One order of an intent, with its state machine and the fills already booked."""
-
-    intent: Intent
-    identifier: str
-    attempt: int
-    side: Side
-    ord_type: OrdType
-    price: Decimal | None  # unit price (limit) or KRW total (market buy)
-    volume: Decimal | None  # coin volume (limit, market sell)
-    fsm: OrderFSM = field(default_factory=OrderFSM)
-    uuid: str | None = None
-    snapshot: OrderSnapshot | None = None
-    fills: list[Fill] = field(default_factory=list)
-    seen_trades: set[str] = field(default_factory=set)
-    error: str | None = None
-    note: str = ""
-    superseded: bool = False  # cancelled by another decision: no timeout fallback for it
-    tick_ns: int = 0  # perf_counter_ns when the deciding tick was received (latency bench)
-    planned_ns: int = 0  # perf_counter_ns when sizing was done (latency breakdown)
-    recorded_ns: int = 0  # perf_counter_ns when the record-before-send commit returned
-    sent_ns: int = 0  # perf_counter_ns just before the order request went out
-    sent_market_ms: int | None = None  # market time (last tick ts) when it went out, if known
-    record_path: str = ""  # "journal" (loop thread) | "thread" (worker thread) | "" (not recorded)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    # True while `confirm` waits on this resting limit order with nothing to do (a lockstep
-    # loop's "settled" test: the order rests and its task is parked until `wake` or a poll)
-    parked: bool = False
-
-    @property
-    def market(self) -> str:
-        return self.intent.market
-
-    @property
-    def status(self) -> OrderStatus:
-        return self.fsm.status
-
-    @property
-    def is_final(self) -> bool:
-        return self.fsm.is_final
-
-    @property
-    def executed_volume(self) -> Decimal:
-        return sum((f.volume for f in self.fills), Decimal(0))
-
-    @property
-    def funds(self) -> Decimal:
-        return sum((f.funds for f in self.fills), Decimal(0))
-
-    @property
-    def fees(self) -> Decimal:
-        return sum((f.fee for f in self.fills), Decimal(0))
-
-
-@dataclass(frozen=True)
-class ExecutionResult:
-    """Outcome of an intent over all its orders (what the strategy's on_order_result gets)."""
-
-    intent: Intent
-    orders: tuple[ManagedOrder, ...]
-    filled_volume: Decimal
-    funds: Decimal
-    fees: Decimal
-    status: str  # filled | partial | unfilled | rejected | dust
-    ts_ms: int
-    note: str = ""
-
-    @property
-    def avg_price(self) -> Decimal | None:
-        return self.funds / self.filled_volume if self.filled_volume else None
-
-    @property
-    def fills(self) -> list[Fill]:
-        return [f for o in self.orders for f in o.fills]
 
 
 FillHook = Callable[[Fill, Any], None]
@@ -244,9 +167,7 @@ class OrderManager:
         self._refresh_again = False
         # record-before-send on the loop's thread (a dedicated SQLite connection), when the
         # repository offers one; the worker-thread `record_order` stays the fallback
-        self._journal: OrderJournalPort | None = None
-        self._fast_record = fast_record
-        self._journal_tried = not fast_record
+        self.recorder = OrderRecorder(repo, fast=fast_record)
 
     # ---- public API ------------------------------------------------------------------------
     @property
@@ -420,6 +341,12 @@ class OrderManager:
         finally:
             if self._market_deadlines.pop(order, None) is not None:
                 self._next_market_deadline = min(self._market_deadlines.values(), default=_NEVER)
+
+    # -- added by helper C (lockstep fast-forward, trader/sim/lockstep_sync.py): read-only accessor
+    def next_market_deadline(self) -> int:
+        """The earliest market time (ms) at which a waiting limit order times out (a huge value
+        when none waits): the lockstep quiet band never reaches past it."""
+        return self._next_market_deadline
 
     def note_market_time(self, ts_ms: int) -> None:
         """The market clock moved to `ts_ms` (called per tick: an int compare unless a limit
@@ -712,12 +639,7 @@ class OrderManager:
             self.clock(),
             intent.trigger_price,
         )
-        recorded = await self._journal_record(args)
-        if recorded is None:
-            await asyncio.to_thread(self.repo.record_order, *args)
-            order.record_path = "thread"
-        else:
-            order.record_path = "journal"
+        order.record_path = await self.recorder.record(args)
         order.recorded_ns = time.perf_counter_ns()
         order.fsm.apply(Submitted(self.clock()))
         if self.balances is not None:
@@ -726,39 +648,9 @@ class OrderManager:
         crashpoint("before_send")
         await self._send(order)
 
-    async def _journal_record(self, args: tuple[Any, ...]) -> bool | None:
-        """The fast path: one INSERT on a dedicated connection, on this thread, never waiting
-        for the write lock. Another writer holds it for a commit (~1–5 ms with an fsync): poll
-        the lock from the loop (which keeps serving ticks) for up to JOURNAL_WAIT_S rather than
-        block a worker thread in SQLite's busy handler, whose sleeps grow 1, 2, 5, 10, 15… ms.
-        None = not recorded (no journal, or still busy): use the worker-thread path."""
-        journal = self._order_journal()
-        if journal is None:
-            return None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + JOURNAL_WAIT_S
-        while True:
-            recorded: bool | None = journal.record(*args)
-            if recorded is not None or loop.time() >= deadline:
-                return recorded
-            await asyncio.sleep(JOURNAL_POLL_S)
-
-    def _order_journal(self) -> OrderJournalPort | None:
-        """The repository's loop-thread order journal (opened once), or None."""
-        if not self._journal_tried:
-            self._journal_tried = True
-            try:
-                self._journal = self.repo.order_journal()
-            except Exception as exc:  # the worker-thread path always works
-                log.warning("order journal unavailable (%s): recording via worker thread", exc)
-        return self._journal
-
     def close(self) -> None:
         """Release the order journal's connection and stop the background balance refresh."""
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
-        self._journal_tried = not self._fast_record  # reopened if the manager is used again
+        self.recorder.close()
         if self._balance_refresh is not None:
             self._balance_refresh.cancel()
 
@@ -859,23 +751,7 @@ class OrderManager:
         )
 
     async def _retrying(self, call: Callable[[], Awaitable[Any]], attempts: int = 12) -> Any:
-        """A read/cancel call retried on RetryableError (rate limit, 5xx, network) with backoff."""
-        delay = 0.05
-        for i in range(attempts):
-            try:
-                return await call()
-            except RetryableError as exc:
-                if i == attempts - 1:
-                    raise
-                await self._sleep(max(exc.retry_after, delay))
-                delay = min(delay * 2, 2.0)
-            except AmbiguousOrderError:
-                # a read or cancel with an unknown outcome is safe to repeat
-                if i == attempts - 1:
-                    raise
-                await self._sleep(delay)
-                delay = min(delay * 2, 2.0)
-        raise AssertionError("unreachable")
+        return await retrying(call, self._sleep, attempts)
 
     # ---- following ----------------------------------------------------------------------------
     async def _park(self, order: ManagedOrder, timeout_s: float) -> None:
