@@ -14,6 +14,7 @@ import sys
 COMMAND_MODULES: tuple[str, ...] = (
     "trader.sim.cli",  # sim
     "trader.backtest.cli",  # backtest
+    "trader.golden",  # golden
     "trader.run_cli",  # run, reconcile
     "trader.reporting.cli",  # report
     "trader.demo",  # demo
