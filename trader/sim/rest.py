@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trader.sim.book import level_text
+from trader.sim.listing import CLOSED_MAX_LIMIT, bad_page, closed_in_window
 from trader.sim.market import DAY_MS, MINUTE_UNITS, PERIODS, SECONDS_KEPT_MS, parse_day_time
 from trader.sim.matching import SimError
 from trader.sim.params import RequestData, read_request
@@ -276,11 +277,10 @@ class RestApi:
         return chosen
 
     def _page(self, orders: list, rd: RequestData, *, max_limit: int = 100, paged: bool = True) -> list[dict]:
-        bad = lambda: SimError(400, "invalid_parameter", "page/limit 값이 올바르지 않습니다.")  # noqa: E731
         if self._order_by(rd) == "desc":
             orders = list(reversed(orders))
-        limit = _int(rd.get("limit"), 100, 1, max_limit, bad)
-        page = _int(rd.get("page"), 1, 1, 10**9, bad) if paged else 1
+        limit = _int(rd.get("limit"), 100, 1, max_limit, bad_page)
+        page = _int(rd.get("page"), 1, 1, 10**9, bad_page) if paged else 1
         start = (page - 1) * limit
         return [o.to_json() for o in orders[start:start + limit]]
 
@@ -297,21 +297,13 @@ class RestApi:
 
     def list_closed(self, rd: RequestData) -> object:
         states = self._states(rd, ("done", "cancel"), ("done", "cancel"))
-        now = self.ex.clock_ms or time.time_ns() // 1_000_000
         try:
             end = parse_time_ms(rd.get("end_time")) if rd.get("end_time") else None
             start = parse_time_ms(rd.get("start_time")) if rd.get("start_time") else None
         except ValueError as exc:
             raise SimError(400, "invalid_parameter", "start_time/end_time 형식이 올바르지 않습니다.") from exc
-        if end is None:
-            end = (start + 7 * DAY_MS) if start is not None else now + 1
-        if start is None:
-            start = end - 7 * DAY_MS
-        if end - start > 7 * DAY_MS or end < start:
-            raise SimError(400, "invalid_parameter", "조회 기간은 최대 7일입니다.")
-        orders = [o for o in self.ex.orders(market=rd.get("market"), states=states)
-                  if start <= (o.done_ms or o.created_ms) <= end]
-        return self._page(orders, rd, max_limit=1000, paged=False)
+        orders = closed_in_window(self.ex, rd.get("market"), states, start, end)
+        return self._page(orders, rd, max_limit=CLOSED_MAX_LIMIT, paged=False)
 
     def list_uuids(self, rd: RequestData) -> object:
         uuids, idents = rd.getlist("uuids"), rd.getlist("identifiers")

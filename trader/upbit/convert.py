@@ -16,7 +16,7 @@ from typing import Any
 
 from trader.domain import Fill, OrderSnapshot, OrderState, OrdType, Side
 from trader.upbit.client import Balance
-from trader.upbit.rules import FEE_RATE, MAX_ORDER_KRW, MIN_ORDER_KRW
+from trader.upbit.rules import FEE_RATE, MAX_ORDER_KRW, MIN_ORDER_KRW, format_decimal
 
 _ZERO = Decimal(0)
 
@@ -146,6 +146,44 @@ def order_from_json(data: Mapping[str, Any], fee_rates: Mapping[str, Decimal] | 
         time_in_force=data.get("time_in_force"),
         trades=trades,
     )
+
+
+def order_params(
+    market: str,
+    side: Side | str,
+    ord_type: OrdType | str,
+    *,
+    identifier: str,
+    price: Decimal | None = None,
+    volume: Decimal | None = None,
+    time_in_force: str | None = None,
+) -> dict[str, str]:
+    """The POST /v1/orders parameters of an order, numbers as Upbit's fixed-point text.
+
+    Every exchange client builds its request here, so the in-process exchange is handed exactly
+    the values a REST request carries (`Decimal("5000")` and `Decimal("5000.00")` both become
+    "5000.0").
+    """
+    if not identifier:
+        raise ValueError("identifier is required: it is what makes a retry safe")
+    params = {"market": market, "side": Side(side).value, "ord_type": OrdType(ord_type).value,
+              "identifier": identifier}
+    if price is not None:
+        params["price"] = format_decimal(price)
+    if volume is not None:
+        params["volume"] = format_decimal(volume)
+    if time_in_force:
+        params["time_in_force"] = time_in_force
+    return params
+
+
+def order_ref(uuid: str | None, identifier: str | None) -> dict[str, str]:
+    """How GET/DELETE /v1/order names an order: by uuid when given, else by identifier."""
+    if uuid:
+        return {"uuid": uuid}
+    if identifier:
+        return {"identifier": identifier}
+    raise ValueError("uuid or identifier is required")
 
 
 def balance_from_json(row: Mapping[str, Any]) -> Balance:

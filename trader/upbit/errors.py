@@ -12,6 +12,7 @@ Messages never contain keys or tokens: `redact()` scrubs anything that looks lik
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _SECRETISH = re.compile(r"(Bearer\s+)[A-Za-z0-9._\-]+|([A-Za-z0-9]{32,})")
 
@@ -98,3 +99,20 @@ def from_response(status: int, name: str | int, message: str = "", retry_after: 
     if status in (401, 403):
         return AuthError(status, name, message)
     return _BY_NAME.get(name, FinalError)(status, name, message)
+
+
+def error_parts(body: Any, fallback_name: str | int) -> tuple[str | int, str]:
+    """Upbit's error body `{"error": {"name", "message"}}` (or a bare text) → (name, message)."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        err = body["error"]
+        return err.get("name", fallback_name), str(err.get("message") or "")
+    if isinstance(body, str):
+        return fallback_name, body[:200]
+    return fallback_name, ""
+
+
+def from_error_body(status: int, body: Any, *secrets: str, retry_after: float = 0.0) -> UpbitError:
+    """An HTTP status and Upbit's error body → the typed error, message redacted. The REST client
+    and the in-process client both map errors through this (and `from_response`)."""
+    name, message = error_parts(body, status)
+    return from_response(status, name, redact(message, *secrets), retry_after)

@@ -33,7 +33,14 @@ from upbit import APIConnectionError, APIStatusError, AsyncUpbit
 from trader.domain import OrderSnapshot, OrdType, Side
 from trader.upbit.auth import Credentials, mask
 from trader.upbit.client import Balance, order_request_out
-from trader.upbit.convert import Chance, balances_from_json, chance_from_json, order_from_json
+from trader.upbit.convert import (
+    Chance,
+    balances_from_json,
+    chance_from_json,
+    order_from_json,
+    order_params,
+    order_ref,
+)
 from trader.upbit.direct import DirectOrderSender
 from trader.upbit.errors import (
     AmbiguousOrderError,
@@ -41,11 +48,11 @@ from trader.upbit.errors import (
     RateLimitError,
     RetryableError,
     UpbitError,
+    error_parts,
     from_response,
     redact,
 )
 from trader.upbit.ratelimit import RateLimiter, group_for, parse_remaining_req
-from trader.upbit.rules import format_decimal
 
 log = logging.getLogger(__name__)
 
@@ -187,20 +194,8 @@ class UpbitRestClient:
         time_in_force: str | None = None,
     ) -> OrderSnapshot:
         """POST /v1/orders. Never blindly re-sent: see the module docstring for the retry rule."""
-        if not identifier:
-            raise ValueError("identifier is required: it is what makes a retry safe")
-        params: dict[str, Any] = {
-            "market": market,
-            "side": Side(side).value,
-            "ord_type": OrdType(ord_type).value,
-            "identifier": identifier,
-        }
-        if price is not None:
-            params["price"] = format_decimal(price)
-        if volume is not None:
-            params["volume"] = format_decimal(volume)
-        if time_in_force:
-            params["time_in_force"] = time_in_force
+        params: dict[str, Any] = order_params(market, side, ord_type, identifier=identifier, price=price,
+                                              volume=volume, time_in_force=time_in_force)
         direct = self._direct
         if direct is not None:
             send: Callable[[], Awaitable[Any]] = lambda: direct.create(params)  # noqa: E731
@@ -210,12 +205,12 @@ class UpbitRestClient:
         return self._order(data)
 
     async def get_order(self, *, uuid: str | None = None, identifier: str | None = None) -> OrderSnapshot:
-        kw = self._order_ref(uuid, identifier)
+        kw = order_ref(uuid, identifier)
         return self._order(await self._request("GET", "/v1/order", lambda: self._raw.orders.retrieve(**kw)))
 
     async def cancel_order(self, *, uuid: str | None = None, identifier: str | None = None) -> OrderSnapshot:
         """DELETE /v1/order: returns the order as it was when the cancel was accepted (often `wait`)."""
-        kw = self._order_ref(uuid, identifier)
+        kw = order_ref(uuid, identifier)
         data = await self._request(
             "DELETE", "/v1/order", lambda: self._raw.orders.cancel(**kw), kind="cancel"
         )
@@ -281,14 +276,6 @@ class UpbitRestClient:
 
     # ---------------------------------------------------------------- plumbing
 
-    @staticmethod
-    def _order_ref(uuid: str | None, identifier: str | None) -> dict[str, str]:
-        if uuid:
-            return {"uuid": uuid}
-        if identifier:
-            return {"identifier": identifier}
-        raise ValueError("uuid or identifier is required")
-
     def _order(self, data: dict[str, Any]) -> OrderSnapshot:
         return order_from_json(data, self._fee_rates.get(str(data.get("market"))))
 
@@ -302,14 +289,7 @@ class UpbitRestClient:
     def _status_error(self, exc: APIStatusError, group: str) -> UpbitError:
         """SDK status error → our typed error (redacted); updates the limiter from its headers."""
         status = exc.status_code
-        body = exc.body
-        name: Any = exc.name or status
-        message = ""
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            name = body["error"].get("name", name)
-            message = str(body["error"].get("message") or "")
-        elif isinstance(body, str):
-            message = body[:200]
+        name, message = error_parts(exc.body, exc.name or status)
         headers = exc.response.headers
         remaining = parse_remaining_req(headers.get("remaining-req"))
         self.limiter.observe(remaining)
