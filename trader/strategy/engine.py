@@ -207,9 +207,10 @@ class StrategyEngine:
         return [Intent(self.market, IntentKind.BUY, "entry", ts, iid, krw=krw, trigger_price=trigger)]
 
     def _sell(self, ts: int, p: float, reason: str, kind: IntentKind, volume: Decimal,
-              limit_key: str) -> Intent:
+              limit_key: str, trigger: Decimal | None = None) -> Intent:
         iid = self._intent_id(ts, reason)
-        trigger = sizing.to_decimal(p)
+        if trigger is None:
+            trigger = sizing.to_decimal(p)
         if limit_key in self._limit_for:
             lim = self.config.limit_orders
             return Intent(self.market, kind, reason, ts, iid, volume=volume,
@@ -233,13 +234,13 @@ class StrategyEngine:
             reason = f"take_profit_{step + 1}"
             rest = held - vol
             if rest <= 0 or sizing.below_minimum(rest, price):
-                return [self._sell(ts, p, reason, IntentKind.SELL, held, "take_profit")]
+                return [self._sell(ts, p, reason, IntentKind.SELL, held, "take_profit", price)]
             if sizing.below_minimum(vol, price):
                 # too small to place: merge into the next step (or drop it if it is the last)
                 self.tp_carry = frac
                 self.tp_done = step + 1
                 continue
-            return [self._sell(ts, p, reason, IntentKind.SELL_PARTIAL, vol, "take_profit")]
+            return [self._sell(ts, p, reason, IntentKind.SELL_PARTIAL, vol, "take_profit", price)]
         return []
 
     # ------------------------------------------------------------------ execution feedback
