@@ -61,6 +61,9 @@ class BacktestExecution:
         self._by_uuid: dict[str, _Resting] = {}
         self.rejected: list[str] = []
         self.next_deadline_ms: float = float("inf")
+        # what the policy did, for summaries and tests: limit orders that timed out, fallback
+        # orders sent (market or re-priced), limit orders that filled over several trades
+        self.stats = {"timeouts": 0, "fallbacks": 0, "split_fills": 0}
 
     # ---- what the replay loop asks ---------------------------------------------------------------
     def blocking(self) -> bool:
@@ -99,6 +102,7 @@ class BacktestExecution:
         if ts < self.next_deadline_ms:
             return
         for r in [r for r in self.resting.values() if policy.timed_out(ts, r.deadline_ms)]:
+            self.stats["timeouts"] += 1
             with contextlib.suppress(UpbitError):  # it may have filled in the meantime
                 self.client.cancel_order_now(uuid=r.uuid)
             self._finished_order(r, self.client.get_order_now(uuid=r.uuid), ts, price)
@@ -111,6 +115,8 @@ class BacktestExecution:
             self._report(intent, filled, funds, ts)
             return
         ident = policy.attempt_identifier(intent, self.namespace, attempt)
+        if attempt:
+            self.stats["fallbacks"] += 1
         try:
             snap = self.client.create_order_now(intent.market, plan.side, plan.ord_type, identifier=ident,
                                                 price=plan.price, volume=plan.volume)
@@ -135,6 +141,8 @@ class BacktestExecution:
         """The intent's current order is final: book its last fills, then the policy's next step."""
         for f in snap.trades:
             self._book(f, r.intent, r.seen)
+        if snap.ord_type is OrdType.LIMIT and len(snap.trades) > 1:
+            self.stats["split_fills"] += 1
         self._forget(r)
         vol = sum((f.volume for f in snap.trades), _ZERO)
         funds = sum((f.funds for f in snap.trades), _ZERO)

@@ -70,6 +70,7 @@ class RunOutput:
     final_krw: Decimal = _ZERO
     final_volume: Decimal = _ZERO
     engine_state: dict = field(default_factory=dict)
+    execution_stats: dict = field(default_factory=dict)
     wall_s: float = 0.0
 
 
@@ -195,7 +196,8 @@ class Backtest:
         pos = self.portfolio.position(market)
         return RunOutput(market=market, krw_start=self.krw, fills=self.fills, ticks=n, processed=processed,
                          rejected=self.rejected, final_krw=self.portfolio.krw, final_volume=pos.volume,
-                         engine_state=eng.state_dict(), wall_s=time.perf_counter() - started)
+                         engine_state=eng.state_dict(), execution_stats=dict(execution.stats),
+                         wall_s=time.perf_counter() - started)
 
     @staticmethod
     def _scan(ts: np.ndarray, px: np.ndarray, i: int, lo: float, hi: float, until: float, inf: float) -> int:

@@ -71,10 +71,11 @@ def _config(use_for: str, on_timeout: str) -> Any:
     )
 
 
-def _backtest(config: Any, data: Path) -> list[_Row]:
+def _backtest(config: Any, data: Path) -> tuple[dict, list[_Row]]:
     res = run_backtest(config, data, seed=SEED, ticks_per_candle=TICKS_PER_CANDLE, skip=True)
-    return [_Row(ts_ms=f.ts_ms, side=f.side, price=f.price, volume=f.volume, fee=f.fee, reason=f.reason,
+    rows = [_Row(ts_ms=f.ts_ms, side=f.side, price=f.price, volume=f.volume, fee=f.fee, reason=f.reason,
                  intent_id=f.intent_id) for f in res.output.fills]
+    return res.output.execution_stats, rows
 
 
 async def _paper(config: Any, data: Path, db: Path) -> list[Any]:
@@ -105,7 +106,11 @@ async def test_backtest_and_lockstep_paper_make_the_same_fills(
     thin_data: Path, tmp_path: Path, use_for: str, on_timeout: str
 ) -> None:
     config = _config(use_for, on_timeout)
-    expected = _backtest(config, thin_data)
+    stats, expected = _backtest(config, thin_data)
+    # the policy really ran: limit orders timed out (and, but for `cancel`, fell back) and
+    # limit orders filled over several trades
+    assert stats["timeouts"] > 0 and stats["split_fills"] > 0, stats
+    assert (stats["fallbacks"] > 0) == (on_timeout != "cancel"), stats
     reasons = {r.reason for r in expected}
     # the combination is really exercised: its limit orders were placed and some filled
     limit_reason = {"entry": "entry", "take_profit": "take_profit_1", "reversal": "reversal",
