@@ -135,6 +135,51 @@ def _holding(summary: dict, ledger: dict, end: str) -> str:
     return f"OPEN at the window's end: {volume.normalize():f} {coin}{value}{since}"
 
 
+def window_sim(strategy: Path, data: Path, start: str, days: float, *, lockstep: bool = True,
+               speed: str | None = None) -> Any:
+    """The demo's simulator: the window [start, start + days) of `data` with the backtest's
+    initial KRW, seed and trades per candle, in lockstep (or free-running, at speed max by default)."""
+    from trader.backtest.runner import TICKS_PER_CANDLE
+    from trader.compose import PaperSim
+    from trader.strategy.config import load_strategy
+
+    market = load_strategy(strategy).market
+    return PaperSim(market=market, data=data, start=start, end=window_end(start, days), lockstep=lockstep,
+                    speed=speed or "max", seed=SEED, ticks_per_candle=TICKS_PER_CANDLE, krw=INITIAL_KRW)
+
+
+def trade(opts: Any, strategy: Path, db_url: str, workdir: Path, *, order_subflows: bool = False,
+          max_trading_s: float = MAX_TRADING_S) -> tuple[dict[str, Any], float]:
+    """The demo's trading part: start the simulator for `opts`, run the `trading` flow on it until
+    the replay ends; (the flow's summary, wall seconds)."""
+    import asyncio
+
+    from flows.trading import trading
+    from trader.compose import start_simulator
+
+    t0 = time.monotonic()
+    sim = start_simulator(opts, workdir)
+    try:
+        summary = asyncio.run(
+            trading(
+                strategy_path=str(strategy),
+                paper=True,
+                sim_url=sim.base_url,
+                db_url=db_url,
+                max_runtime_s=max_trading_s,  # the replay's end stops it long before
+                status_every_s=5.0,
+                log_every_s=15.0,
+                shutdown_grace_s=10.0,
+                equity_every_s=3600.0,  # hourly points: plenty for the charts, 30× fewer writes
+                order_subflows=order_subflows,
+                lockstep=opts.lockstep,
+            )
+        )
+    finally:
+        sim.stop()
+    return summary, time.monotonic() - t0
+
+
 def run_demo(args: argparse.Namespace) -> int:
     var = (PROJECT_DIR / "var").resolve()
     reports = var / "reports" / "demo"
@@ -148,47 +193,20 @@ def run_demo(args: argparse.Namespace) -> int:
     with SmtpSink(save_dir=reports / "mail") as sink:
         _prepare_env(var, sink.port)
         # prefect is imported only now: its settings are read from the environment set above
-        import asyncio
-
         from flows.report import report
-        from flows.trading import trading
-        from trader.backtest.runner import TICKS_PER_CANDLE
-        from trader.compose import FREE_RUNNING_WARNING, PaperSim, start_simulator
+        from trader.compose import FREE_RUNNING_WARNING
         from trader.reporting.periods import trading_day
-        from trader.strategy.config import load_strategy
 
-        market = load_strategy(args.strategy).market
-        end = window_end(args.start, args.days)
-        lockstep = not args.free_running
-        opts = PaperSim(market=market, data=args.data, start=args.start, end=end, lockstep=lockstep,
-                        speed=args.speed or "max", seed=SEED, ticks_per_candle=TICKS_PER_CANDLE,
-                        krw=INITIAL_KRW)
+        opts = window_sim(args.strategy, args.data, args.start, args.days, lockstep=not args.free_running,
+                          speed=args.speed)
+        lockstep, end = opts.lockstep, str(opts.end)
         mode = "lockstep: the backtest's fills" if lockstep else f"free-running at speed {opts.replay_speed}"
         print(f"demo: simulator replaying {args.data.name} {args.start} → {end} KST ({mode})", flush=True)
         if opts.free_running_at_max:
             print(f"demo: warning: {FREE_RUNNING_WARNING}", flush=True)
-        t_trade0 = time.monotonic()
-        sim = start_simulator(opts, var / "demo")
-        try:
-            print("demo: trading flow (paper) …", flush=True)
-            summary = asyncio.run(
-                trading(
-                    strategy_path=str(args.strategy),
-                    paper=True,
-                    sim_url=sim.base_url,
-                    db_url=os.environ["TRADER_DATABASE_URL"],
-                    max_runtime_s=args.max_trading_s,  # the replay's end stops it long before
-                    status_every_s=5.0,
-                    log_every_s=15.0,
-                    shutdown_grace_s=10.0,
-                    equity_every_s=3600.0,  # hourly points: plenty for the charts, 30× fewer writes
-                    order_subflows=args.order_subflows,
-                    lockstep=lockstep,
-                )
-            )
-        finally:
-            sim.stop()
-        t_trade = time.monotonic() - t_trade0
+        print("demo: trading flow (paper) …", flush=True)
+        summary, t_trade = trade(opts, args.strategy, os.environ["TRADER_DATABASE_URL"], var / "demo",
+                                 order_subflows=args.order_subflows, max_trading_s=args.max_trading_s)
         last_ms = int(summary.get("last_tick_ts_ms") or 0)
         day = trading_day(last_ms) if last_ms else datetime.fromisoformat(end).date()
         print(f"demo: report flow for everything up to trading day {day} …", flush=True)
@@ -196,7 +214,7 @@ def run_demo(args: argparse.Namespace) -> int:
         mails = sink.wait_for(1, timeout_s=15)
     elapsed = time.monotonic() - t0
 
-    ledger = _ledger(os.environ["TRADER_DATABASE_URL"], market)
+    ledger = _ledger(os.environ["TRADER_DATABASE_URL"], summary["market"])
     files = result["files"]
     open_note = " (+1 open)" if ledger["open_since_ms"] else ""
     rate = summary["ticks"] / t_trade if t_trade > 0 else 0.0
