@@ -34,7 +34,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -102,6 +102,25 @@ def limit_wall_limit_s(
 FillHook = Callable[[Fill, Any], None]
 
 
+@dataclass(frozen=True, slots=True)
+class ExecutionSettings:
+    """How the order manager waits and retries (the policy's rules are in policy.py)."""
+
+    fee_rate: Decimal = FEE_RATE
+    min_order_krw: Decimal = MIN_ORDER_KRW
+    poll_interval_s: float = 0.5  # REST poll of a resting order when no myOrder event comes
+    market_poll_s: float = 0.02  # first poll of a market order (doubles up to poll_interval_s)
+    market_timeout_s: float = 60.0  # a market order not final by then is logged (and followed on)
+    ambiguous_grace_s: float = 2.0  # an order in doubt absent this long was never placed
+    max_send_retries: int = 8
+    max_reprices: int = policy.MAX_REPRICES
+    default_limit_timeout_s: float = DEFAULT_LIMIT_TIMEOUT_S
+    balance_max_age_s: float | None = DEFAULT_MAX_AGE_S  # None: read REST before every sell
+    fast_record: bool = True  # record-before-send on the loop's thread when the storage can
+    limit_wall_factor: float = LIMIT_WALL_FACTOR
+    limit_wall_margin_s: float = LIMIT_WALL_MARGIN_S
+
+
 class OrderManager:
     """Turns intents into orders on an `ExchangeClient` and books their fills exactly once."""
 
@@ -113,46 +132,26 @@ class OrderManager:
         *,
         namespace: str = "",
         clock: Callable[[], int] = wall_ms,
-        fee_rate: Decimal = FEE_RATE,
-        min_order_krw: Decimal = MIN_ORDER_KRW,
-        poll_interval_s: float = 0.5,
-        market_poll_s: float = 0.02,
-        market_timeout_s: float = 60.0,
-        ambiguous_grace_s: float = 2.0,
-        max_send_retries: int = 8,
-        max_reprices: int = policy.MAX_REPRICES,
-        default_limit_timeout_s: float = DEFAULT_LIMIT_TIMEOUT_S,
+        settings: ExecutionSettings | None = None,
         price_source: Callable[[str], Decimal | None] | None = None,
         on_fill: FillHook | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        balance_max_age_s: float | None = DEFAULT_MAX_AGE_S,
-        fast_record: bool = True,
         market_clock: Callable[[], int | None] | None = None,
-        limit_wall_factor: float = LIMIT_WALL_FACTOR,
-        limit_wall_margin_s: float = LIMIT_WALL_MARGIN_S,
+        **overrides: Any,
     ) -> None:
+        """`settings` (or single settings given as keywords, e.g. `poll_interval_s=0.05`) tune the
+        waits and retries; `market_clock` (market time in ms: the last tick's ts_ms, None before
+        any tick) makes limit timeouts count in market time; `note_market_time` wakes them."""
         self.exchange = exchange
         self.repo = repo
         self.portfolio = portfolio
         self.namespace = namespace
         self.clock = clock
-        self.fee_rate = fee_rate
-        self.min_order_krw = min_order_krw
-        self.poll_interval_s = poll_interval_s
-        self.market_poll_s = market_poll_s
-        self.market_timeout_s = market_timeout_s
-        self.ambiguous_grace_s = ambiguous_grace_s
-        self.max_send_retries = max_send_retries
-        self.max_reprices = max_reprices
-        self.default_limit_timeout_s = default_limit_timeout_s
+        self.settings = replace(settings or ExecutionSettings(), **overrides)
         self.price_source = price_source
         self.on_fill = on_fill
         self._sleep = sleep
-        # market time in ms (the last tick's ts_ms, None before any tick): limit timeouts count
-        # in it when given (see the module docstring); `note_market_time` wakes their waits
         self.market_clock = market_clock
-        self.limit_wall_factor = limit_wall_factor
-        self.limit_wall_margin_s = limit_wall_margin_s
         self._market_deadlines: dict[ManagedOrder, int] = {}
         self._next_market_deadline = _NEVER
         self._by_identifier: dict[str, ManagedOrder] = {}
@@ -160,14 +159,13 @@ class OrderManager:
         self._chains: dict[int, list[ManagedOrder]] = {}  # a resized order -> all orders of its intent
         self.sent_log: list[tuple[int, int]] = []  # (tick_ns, sent_ns) per order, for the bench
         # free balances known fresh (None = always read REST before a sell), see balances.py
-        self.balances: BalanceCache | None = (
-            BalanceCache(balance_max_age_s) if balance_max_age_s is not None else None
-        )
+        max_age = self.settings.balance_max_age_s
+        self.balances: BalanceCache | None = BalanceCache(max_age) if max_age is not None else None
         self._balance_refresh: asyncio.Task[None] | None = None
         self._refresh_again = False
         # record-before-send on the loop's thread (a dedicated SQLite connection), when the
         # repository offers one; the worker-thread `record_order` stays the fallback
-        self.recorder = OrderRecorder(repo, fast=fast_record)
+        self.recorder = OrderRecorder(repo, fast=self.settings.fast_record)
 
     # ---- public API ------------------------------------------------------------------------
     @property
@@ -198,7 +196,7 @@ class OrderManager:
                     total += (o.price or 0) - o.funds
                 else:
                     total += (o.price or 0) * ((o.volume or 0) - o.executed_volume)
-        return total * (1 + self.fee_rate)
+        return total * (1 + self.settings.fee_rate)
 
     def track(self, order: ManagedOrder) -> None:
         """Follow an order built elsewhere (reconcile's orders of a previous life)."""
@@ -263,12 +261,11 @@ class OrderManager:
         while True:
             if not current.is_final:
                 if current.ord_type is OrdType.LIMIT:
-                    timeout = (
-                        intent.timeout_s if intent.timeout_s is not None else self.default_limit_timeout_s
-                    )
+                    default = self.settings.default_limit_timeout_s
+                    timeout = intent.timeout_s if intent.timeout_s is not None else default
                     await self.wait_for_limit_order(current, timeout)
                 else:
-                    await self._wait_final(current, self.market_timeout_s)
+                    await self._wait_final(current, self.settings.market_timeout_s)
             nxt = await self._fallback(current, orders, reprices)
             if nxt is None:
                 break
@@ -296,7 +293,7 @@ class OrderManager:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
-            await self._park(order, min(self.poll_interval_s, remaining))
+            await self._park(order, min(self.settings.poll_interval_s, remaining))
             await self.refresh(order)
         if not order.is_final:
             await self.cancel(order)
@@ -313,7 +310,8 @@ class OrderManager:
         `note_market_time` once the deadline is reached; every wake and poll re-reads the clock.
         """
         loop = asyncio.get_running_loop()
-        wall_s = limit_wall_limit_s(timeout_s, self.limit_wall_factor, self.limit_wall_margin_s)
+        cfg = self.settings
+        wall_s = limit_wall_limit_s(timeout_s, cfg.limit_wall_factor, cfg.limit_wall_margin_s)
         wall_limit = loop.time() + wall_s
         start = order.sent_market_ms
         deadline: int | None = None
@@ -336,7 +334,7 @@ class OrderManager:
                         order.identifier,
                     )
                     break
-                await self._park(order, min(self.poll_interval_s, remaining))
+                await self._park(order, min(self.settings.poll_interval_s, remaining))
                 await self.refresh(order)
         finally:
             if self._market_deadlines.pop(order, None) is not None:
@@ -378,7 +376,7 @@ class OrderManager:
             except FinalError as exc:  # e.g. already done: the refresh below tells
                 log.info("cancel refused identifier=%s error=%s", order.identifier, redact(str(exc)))
         crashpoint("after_cancel")
-        await self._wait_final(order, self.market_timeout_s)
+        await self._wait_final(order, self.settings.market_timeout_s)
         return order
 
     async def refresh(self, order: ManagedOrder) -> ManagedOrder:
@@ -438,7 +436,7 @@ class OrderManager:
                         await self._book_fill(order, fill)
                 if order.executed_volume >= executed:
                     break
-                await self._sleep(self.market_poll_s)
+                await self._sleep(self.settings.market_poll_s)
         if order.is_final:
             return  # a late report of an order we already closed
         before = order.status
@@ -493,8 +491,8 @@ class OrderManager:
             remaining=step.remaining if step else None,
             ord_type=step.ord_type if step else None,
             limit_price=step.limit_price if step else None,
-            fee_rate=self.fee_rate,
-            min_krw=self.min_order_krw,
+            fee_rate=self.settings.fee_rate,
+            min_krw=self.settings.min_order_krw,
         )
         order = ManagedOrder(
             intent, identifier, attempt, plan.side, plan.ord_type,
@@ -672,7 +670,7 @@ class OrderManager:
             except RetryableError as exc:
                 # nothing happened on the exchange: same request, same identifier, a bit later
                 retries += 1
-                if retries > self.max_send_retries:
+                if retries > self.settings.max_send_retries:
                     await self._reject(order, f"gave up after {retries} retries: {exc}")
                     return
                 await self._sleep(max(exc.retry_after, min(0.05 * 2**retries, 2.0)))
@@ -714,7 +712,7 @@ class OrderManager:
 
     async def _lookup_existing(self, order: ManagedOrder) -> OrderSnapshot:
         """The exchange says the identifier exists: it must be found (retry until it is)."""
-        delay = self.market_poll_s
+        delay = self.settings.market_poll_s
         while True:
             try:
                 return await self._retrying(lambda: self.exchange.get_order(identifier=order.identifier))
@@ -725,8 +723,8 @@ class OrderManager:
     async def _resolve(self, order: ManagedOrder) -> OrderSnapshot | None:
         """Look an IN_DOUBT order up by identifier; None when absent for the whole grace period."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.ambiguous_grace_s
-        delay = self.market_poll_s
+        deadline = loop.time() + self.settings.ambiguous_grace_s
+        delay = self.settings.market_poll_s
         while True:
             try:
                 return await self.exchange.get_order(identifier=order.identifier)
@@ -772,7 +770,7 @@ class OrderManager:
         """Poll (fast, then slower) until final; an order that never finalises stays in flight."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        delay = self.market_poll_s
+        delay = self.settings.market_poll_s
         while not order.is_final:
             await self.refresh(order)
             if order.is_final:
@@ -786,7 +784,7 @@ class OrderManager:
                 log.error("order not final after %.0fs identifier=%s", timeout_s, order.identifier)
                 deadline = loop.time() + timeout_s
             await self._wait_wake(order, delay)
-            delay = min(delay * 2, self.poll_interval_s)
+            delay = min(delay * 2, self.settings.poll_interval_s)
 
     async def _book_fill(self, order: ManagedOrder, fill: Fill) -> None:
         """Commit the fill, then apply it to the ledger (in that order: nothing lost on a kill)."""
@@ -851,7 +849,7 @@ class OrderManager:
             reprices=reprices,
             last_price=last,
             offset_ticks=intent.offset_ticks,
-            max_reprices=self.max_reprices,
+            max_reprices=self.settings.max_reprices,
         )
         if step is None:
             return None
@@ -913,6 +911,7 @@ def _field(event: Any, *names: str) -> str | None:
 
 __all__ = [
     "ExecutionResult",
+    "ExecutionSettings",
     "ManagedOrder",
     "OrderManager",
     "UpbitError",

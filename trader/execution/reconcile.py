@@ -325,7 +325,7 @@ async def reconcile(
         meta = await adopt_exchange(
             om.exchange, repo, clock=clock, reason="taken from the exchange at first start"
         )
-    pf = await rebuild_ledger(repo, meta, om.fee_rate)
+    pf = await rebuild_ledger(repo, meta, om.settings.fee_rate)
     om.portfolio = pf
     om.namespace = meta.namespace
     await resolve_unresolved(om, repo, report, grace_s=grace_s)

@@ -1,6 +1,7 @@
 """OrderManager against an in-memory exchange: idempotent sends, fills booked once, sizing, timeouts."""
 
 import asyncio
+from dataclasses import replace
 from decimal import Decimal as D
 
 import pytest
@@ -219,7 +220,7 @@ async def test_limit_sell_reprice_uses_the_new_best_price():
 
 async def test_myorder_event_wakes_the_wait_before_the_poll_interval():
     ex, _repo, _pf, om = setup()
-    om.poll_interval_s = 3600  # only the event can wake the wait in time
+    om.settings = replace(om.settings, poll_interval_s=3600)  # only the event can wake the wait in time
     intent = buy(limit_price=D("4000000"), timeout_s=3600)
     order = await om.submit_intent_fast(intent)
     ex.fill_limit(order.uuid, D("0.025"))
