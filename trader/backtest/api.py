@@ -48,16 +48,21 @@ def _ticks_marks(ticks: TradeArrays) -> tuple[np.ndarray, np.ndarray]:
 
 def run_frame(config: StrategyConfig, kind: str, frame: pd.DataFrame, *, krw: Decimal = Decimal(10_000_000),
               seed: int = 0, ticks_per_candle: int = TICKS_PER_CANDLE, skip: bool = True,
-              progress: ProgressFn | None = None, interval_ms: int | None = None) -> BacktestResult:
+              progress: ProgressFn | None = None, interval_ms: int | None = None,
+              trades: TradeArrays | None = None) -> BacktestResult:
     """Backtest over an already-loaded frame: kind 'candles' (normalised) or 'ticks'.
 
     `interval_ms` is the candle interval of the file the frame was cut from (a short slice
-    cannot tell it); inferred from the frame when not given."""
+    cannot tell it); inferred from the frame when not given. `trades`, when given, are the
+    frame's candles already synthesized with (seed, ticks_per_candle, interval) — the optimiser's
+    cache — and are used instead of synthesizing again."""
     if len(frame) == 0:
         raise MarketDataError("no market data in the chosen period")
     if kind == "candles":
         interval = interval_ms or infer_interval_ms(frame)
-        trades = synthesize_trades(frame, ticks_per_candle=ticks_per_candle, seed=seed, interval_ms=interval)
+        if trades is None:
+            trades = synthesize_trades(frame, ticks_per_candle=ticks_per_candle, seed=seed,
+                                       interval_ms=interval)
         mark_ts = frame["ts_ms"].to_numpy(np.int64) + interval
         mark_px = frame["close"].to_numpy(np.float64)
         candles: int | None = len(frame)
@@ -65,7 +70,8 @@ def run_frame(config: StrategyConfig, kind: str, frame: pd.DataFrame, *, krw: De
         start_ms = int(frame["ts_ms"].iloc[0])
         end_ms = int(mark_ts[-1])
     else:
-        trades = TradeArrays.from_frame(frame)
+        if trades is None:
+            trades = TradeArrays.from_frame(frame)
         mark_ts, mark_px = _ticks_marks(trades)
         candles = None
         start_ms = int(trades.ts_ms[0])
