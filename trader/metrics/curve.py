@@ -45,7 +45,11 @@ def exposure_pct(intervals: Iterable[tuple[int, int | None]], start: int, end: i
     """Share of [start, end) covered by at least one (open_ms, close_ms or None = still open)."""
     if end <= start:
         return 0.0
-    spans = sorted((max(a, start), min(end if b is None else b, end)) for a, b in intervals)
+    spans = sorted(
+        (max(a, start), end if b is None else min(b, end))
+        for a, b in intervals
+        if a < end and (b is None or b > start)
+    )
     covered, cursor = 0, start
     for a, b in spans:
         a = max(a, cursor)

@@ -59,10 +59,15 @@ class ExitRow:
     market: str
     reason: str
     volume: Decimal
-    fill_price: Decimal  # volume-weighted over its fills
+    funds: Decimal
     trigger_price: Decimal | None  # the deciding trade's price, when the order recorded it
     realized_pnl: Decimal
     fills: int
+
+    @property
+    def fill_price(self) -> Decimal:
+        """Volume-weighted over its fills (computed when shown: a year holds ~100k exits)."""
+        return self.funds / self.volume
 
     @property
     def slippage_pct(self) -> float | None:
@@ -145,30 +150,38 @@ def _curve_in(curve: pd.DataFrame, start: int, end: int, start_eq: float, end_eq
     return np.concatenate([[start_eq], curve["equity"].to_numpy(dtype="float64")[lo:hi], [end_eq]])
 
 
-def _exits(sells: list[tuple[Any, Decimal]], triggers: dict[str, Decimal]) -> list[ExitRow]:
-    """Sell fills grouped by their order (identifier, else order uuid), in time order."""
-    groups: dict[str, list[Any]] = {}
-    for f, r in sells:
+def exit_rows(rp: Replay, triggers: dict[str, Decimal]) -> list[ExitRow]:
+    """Every sell order of the replay (fills grouped by identifier, else order uuid), ordered by
+    its last fill; one pass, so the periods only slice it."""
+    groups: dict[str, list[Any]] = {}  # key → [last ts, first fill, volume, funds, realized, n]
+    for f, r in zip(rp.fills, rp.realized, strict=True):
+        if r is None:
+            continue
         key = f.identifier or f.order_uuid or f.trade_uuid
-        groups.setdefault(key, []).append((f, r))
-    rows = []
-    for key, items in groups.items():
-        volume = sum((f.volume for f, _ in items), ZERO)
-        funds = sum((f.funds for f, _ in items), ZERO)
-        first = items[0][0]
-        rows.append(
-            ExitRow(
-                ts_ms=max(f.ts_ms for f, _ in items),
-                market=first.market,
-                reason=first.reason or "?",
-                volume=volume,
-                fill_price=funds / volume if volume else first.price,
-                trigger_price=triggers.get(key) if first.identifier else None,
-                realized_pnl=sum((r for _, r in items), ZERO),
-                fills=len(items),
-            )
+        g = groups.get(key)
+        if g is None:
+            groups[key] = [f.ts_ms, f, f.volume, f.funds, r, 1]
+        else:
+            g[0] = max(g[0], f.ts_ms)
+            g[2] += f.volume
+            g[3] += f.funds
+            g[4] += r
+            g[5] += 1
+    rows = [
+        ExitRow(
+            ts_ms=ts,
+            market=first.market,
+            reason=first.reason or "?",
+            volume=volume,
+            funds=funds,
+            trigger_price=triggers.get(key) if first.identifier else None,
+            realized_pnl=pnl,
+            fills=n,
         )
-    return sorted(rows, key=lambda e: e.ts_ms)
+        for key, (ts, first, volume, funds, pnl, n) in groups.items()
+    ]
+    rows.sort(key=lambda e: e.ts_ms)
+    return rows
 
 
 def _daily(start: int, end: int, hour: int, day_eq: dict[int, Decimal]) -> pd.DataFrame:
@@ -200,6 +213,7 @@ def period_metrics(
     day_eq: dict[int, Decimal],
     hour: int,
     initial_equity: Decimal,
+    exits: list[ExitRow] | None = None,
 ) -> PeriodMetrics:
     st0, st1 = rp.state_at(start), rp.state_at(end)
     eq0, eq1 = st0.equity(marks(book, st0, start)), st1.equity(marks(book, st1, end))
@@ -300,7 +314,7 @@ def period_metrics(
             ReasonRow(reason, n, vol, pnl, vs)
             for reason, (n, vol, pnl, vs) in sorted(by_reason.items(), key=lambda kv: kv[1][2])
         ],
-        exits=_exits(sells, inputs.trigger_prices),
+        exits=[e for e in exits or () if start <= e.ts_ms < end],
         positions=positions,
         daily=_daily(start, end, hour, day_eq),
     )
@@ -341,8 +355,9 @@ def compute_metrics(inputs: ReportInputs, *, period: str, day: Any, day_start_ho
     for b in day_bounds:
         st = rp.state_at(b)
         day_eq[b] = st.equity(marks(book, st, b))
+    exits = exit_rows(rp, inputs.trigger_prices)
     summary = {
-        p: period_metrics(p, s, e, inputs, rp, book, curve, day_eq, day_start_hour, day_eq[s_all])
+        p: period_metrics(p, s, e, inputs, rp, book, curve, day_eq, day_start_hour, day_eq[s_all], exits)
         for p, (s, e) in windows.items()
     }
     return ReportMetrics(main=summary[period], summary=summary, curve=curve, replay=rp, prices=book)
