@@ -12,12 +12,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 MAX_DECISIONS = 10
+_KST = timezone(timedelta(hours=9), "KST")
 
 
 def _fmt_dec(value: Decimal | float | None, places: int = 0) -> str:
@@ -29,7 +30,8 @@ def _fmt_dec(value: Decimal | float | None, places: int = 0) -> str:
 def _fmt_ts(ts_ms: int | None) -> str:
     if not ts_ms:
         return "–"
-    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    # a time a user reads is KST (the report's and the demo's zone), with its zone printed
+    return datetime.fromtimestamp(ts_ms / 1000, tz=_KST).strftime("%Y-%m-%d %H:%M:%S KST")
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,8 @@ def test_board_markdown_shows_position_pnl_and_latest_decisions_first() -> None:
     assert md.index("reason-11") < md.index("reason-10")  # newest first
     assert "reason-1 " not in md and "reason-2 " in md  # only the last 10 kept
     assert board.unrealized_pnl == Decimal("50000")
+    # times are KST with their zone: 2024-01-01 00:00 UTC is 09:00 KST
+    assert "2024-01-01 09:00:00 KST" in md and "UTC" not in md
 
 
 def test_artifact_keys_are_valid_prefect_keys() -> None:
