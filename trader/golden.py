@@ -32,10 +32,17 @@ def pair_key(strategy: Path, data: Path) -> str:
     return f"{strategy.name} on {data.name}"
 
 
+def shipped_strategies() -> list[Path]:
+    """The example strategy files: every examples/*.yaml but the other kinds of file shipped beside
+    them (parameter spaces `*.space.yaml`, portfolio files `portfolio*.yaml`)."""
+    return [p for p in sorted(STRATEGY_DIR.glob("*.yaml"))
+            if not p.name.endswith(".space.yaml") and not p.name.startswith("portfolio")]
+
+
 def pairs() -> dict[str, tuple[Path, Path]]:
     """Every shipped strategy × data file, by its key in the golden file."""
     out = {}
-    for strategy in sorted(STRATEGY_DIR.glob("*.yaml")):
+    for strategy in shipped_strategies():
         for data in sorted(DATA_DIR.glob("*.parquet")):
             out[pair_key(strategy, data)] = (strategy, data)
     return out
