@@ -166,7 +166,8 @@ class StrategyConfig(_Model):
         return self
 
 
-def _format_errors(exc: ValidationError) -> list[str]:
+def format_errors(exc: ValidationError) -> list[str]:
+    """Each pydantic error as `<field path>: <message>` (shared with the portfolio file)."""
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "<root>"
@@ -182,7 +183,7 @@ def parse_strategy(data: object, source: str = "<dict>") -> StrategyConfig:
     try:
         return StrategyConfig.model_validate(data)
     except ValidationError as exc:
-        problems = _format_errors(exc)
+        problems = format_errors(exc)
         raise StrategyConfigError(
             "; ".join(problems) + f" (in {source})"
         ) from None
@@ -191,12 +192,16 @@ def parse_strategy(data: object, source: str = "<dict>") -> StrategyConfig:
 def load_strategy(path: str | Path) -> StrategyConfig:
     """Read and validate a strategy YAML file."""
     path = Path(path)
+    return parse_strategy(read_yaml(path), str(path))
+
+
+def read_yaml(path: Path, kind: str = "strategy") -> object:
+    """The parsed YAML of a `kind` file (strategy, portfolio); StrategyConfigError naming the file."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise StrategyConfigError(f"cannot read strategy file {path}: {exc.strerror}") from None
+        raise StrategyConfigError(f"cannot read {kind} file {path}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise StrategyConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_strategy(data, str(path))
