@@ -7,8 +7,9 @@ strategy's view meanwhile. On start it reconciles (crash-only: start-up and reco
 path); on stop it waits a bounded time for in-flight orders, saves the strategy state and returns.
 Market time is the last tick's timestamp: the order manager it builds times limit orders by it
 (`market_clock`, woken per tick by `note_market_time`), as the backtest does. A lockstep paper
-run (`after_tick`) also handles each trade in the backtest's order: fills and timeouts the trade
-caused are settled before the strategy sees it (see "lockstep" below).
+run (`after_tick`) also handles each trade in the backtest's order — fills and timeouts the trade
+caused are settled before the strategy sees it, and the trade is acked once its orders are —
+through one hook object around each tick (`trader.sim.lockstep_sync.LockstepSync`).
 
 Observers (`on_decision`, `on_fill`, `on_result`, `on_status`) let a caller such as the Prefect
 flow render progress without the loop knowing about it. Logs are `key=value`, never keys.
@@ -25,9 +26,9 @@ import time
 from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
-from trader.domain import Fill, Intent, OrdType, Side, Tick
+from trader.domain import Fill, Intent, PositionView, Tick
 from trader.execution.order_manager import ExecutionResult, ManagedOrder, OrderManager, wall_ms
 from trader.execution.reconcile import EngineMeta, ReconcileReport, reconcile
 from trader.upbit.client import ExchangeClient, order_request_out
@@ -59,6 +60,16 @@ class LoopStats:
     started_at: float = field(default_factory=time.time)
     last_tick_ts_ms: int = 0
     latencies_ns: list[int] = field(default_factory=list)  # tick received -> order request out
+
+
+class TickHook(Protocol):
+    """Runs around each tick of the market stream (lockstep: settle orders, then ack the trade)."""
+
+    async def before(self, tick: Tick) -> None: ...
+
+    async def after(self, tick: Tick) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 def _plain(value: Decimal | None) -> str:
@@ -94,6 +105,7 @@ class TradingLoop:
         om_options: dict[str, Any] | None = None,
         gil_switch_interval_s: float | None = 0.001,
         after_tick: Callable[[Tick], Awaitable[None]] | None = None,
+        tick_hook: TickHook | None = None,
         freeze_gc: bool = True,
         request_out_wait_s: float = 0.005,
         settle_timeout_s: float = 30.0,
@@ -144,11 +156,16 @@ class TradingLoop:
         # loop thread parses ticks: a 5 ms default switch interval stretches every such lock hold
         # (and the hand-back of their results) by up to 5 ms. Set while running, then restored.
         self.gil_switch_interval_s = gil_switch_interval_s
-        # lockstep (opt-in): awaited after each tick once every in-flight order is settled
-        # (`_settle_tick`), e.g. to ack the trade to a lockstep simulator; None keeps the hot
-        # path as is (the settle steps run only when it is set)
+        # lockstep (opt-in): `after_tick` (e.g. a `trader.sim.lockstep.LockstepAck`) is awaited
+        # after each tick once every in-flight order is settled; the settle steps and the quiet
+        # band it carries live in one hook object. None keeps the hot path as is.
         self.after_tick = after_tick
         self.settle_timeout_s = settle_timeout_s
+        if tick_hook is None and after_tick is not None:
+            from trader.sim.lockstep_sync import LockstepSync
+
+            tick_hook = LockstepSync(self, after_tick, settle_timeout_s=settle_timeout_s)
+        self.tick_hook = tick_hook
         self.freeze_gc = freeze_gc
         # per intent: set once its order request is written out (see _until_requests_out)
         self._request_out: dict[str, asyncio.Event] = {}
@@ -271,19 +288,22 @@ class TradingLoop:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
             await self.shutdown()
+            if self.tick_hook is not None:
+                await self.tick_hook.close()
         return self.stats
 
     async def _consume(self) -> None:
         n = 0
+        hook = self.tick_hook
         async for event in self.market_stream:
             if isinstance(event, Tick):
-                if self.after_tick is not None and self.inflight and event.market == self.market:
-                    await self._settle_before_tick(event)
+                if hook is not None:
+                    await hook.before(event)
                 intents = await self.on_tick(event)
                 if self._stop.is_set():
                     return
-                if self.after_tick is not None:
-                    await self._settle_tick(event, intents)
+                if hook is not None:
+                    await hook.after(event)
                 elif intents:
                     await self._until_requests_out(intents)
                 n += 1
@@ -318,66 +338,6 @@ class TradingLoop:
         for intent in intents:
             self._request_out.pop(intent.intent_id, None)
 
-    # ---- lockstep ----------------------------------------------------------------------------
-    # The backtest (trader/backtest/runner.py) handles each trade in this order: (1) the trade
-    # fills the resting orders it crosses and a finished order's result reaches the strategy,
-    # (2) a limit order past its timeout is cancelled and its fallback sent and settled, (3) the
-    # strategy sees the trade, (4) its orders are placed, and one that finishes at once (a market
-    # order, a marketable limit) is reported before the next trade. In paper a resting order's
-    # fill comes on the private WebSocket, apart from the public trade that caused it, so a
-    # lockstep run reproduces the order itself: the simulator has matched trade t before it
-    # publishes it and applies nothing more until t is acked, so before the strategy sees t the
-    # loop wakes every order of ours that t crosses (and, through the market clock, every order
-    # that t times out) and waits until each in-flight intent is settled — its task done, or
-    # parked on a limit order still resting with nothing left to read (REST `get_order` is the
-    # truth, whatever the private socket has delivered so far); after the strategy has decided,
-    # the same wait runs again before the ack. Only lockstep runs (`after_tick`) take this path.
-    async def _settle_before_tick(self, tick: Tick) -> None:
-        """Lockstep, steps (1)–(2) for `tick`: book what it filled and what it timed out."""
-        self.stats.last_tick_ts_ms = tick.ts_ms  # market time: timeouts and fallbacks see t
-        self.last_price = tick.price
-        self.om.note_market_time(tick.ts_ms)
-        price = tick.price
-        for order in self.om.open_orders:
-            if order.market != self.market or order.ord_type is not OrdType.LIMIT or order.price is None:
-                continue
-            # the simulator's crossing rule (matching.py `_match_resting`), inclusive: a trade at
-            # the limit price may fill it; waking an order it did not fill costs one GET
-            if price <= order.price if order.side is Side.BID else price >= order.price:
-                order.wake.set()
-        await self._settle_inflight()
-
-    async def _settle_tick(self, tick: Tick, intents: list[Intent]) -> None:
-        """Lockstep, step (4): wait until this tick's orders are placed and every in-flight
-        intent is settled (market orders confirmed, limit orders resting or finished), then
-        call `after_tick` (the ack that lets the simulator apply the next trade)."""
-        if self.inflight:
-            await self._settle_inflight()
-        assert self.after_tick is not None
-        await self.after_tick(tick)
-
-    def _parked(self, intent_id: str) -> bool:
-        """The intent's orders all rest on the book and its task waits with nothing to read."""
-        orders = [o for o in self.om.open_orders if o.intent.intent_id == intent_id]
-        return bool(orders) and all(o.parked and not o.wake.is_set() for o in orders)
-
-    async def _settle_inflight(self) -> None:
-        """Wait until every in-flight intent's task is done or parked (bounded: a stuck order
-        must not hang the run; the simulator's ack timeout then paces the feed)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settle_timeout_s
-        while True:
-            busy = [t for iid, t in self.inflight.items() if not t.done() and not self._parked(iid)]
-            if not busy:
-                return
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                log.warning("lockstep: %d order task(s) not settled after %.0fs", len(busy),
-                            self.settle_timeout_s)
-                return
-            # a parked task is woken by a flag, not by finishing: poll briefly (lockstep only)
-            await asyncio.wait(busy, timeout=min(remaining, 0.001))
-
     async def _pump_order_events(self) -> None:
         assert self.order_events is not None
         try:
@@ -399,13 +359,7 @@ class TradingLoop:
         self.last_price = tick.price
         om = self.om
         om.note_market_time(tick.ts_ms)  # wakes a limit order whose market-time timeout is due
-        pending = False
-        if self.inflight:
-            # a resting take-profit must not silence the stop-loss: only other orders block
-            resting = om.resting_sell_intents(self.market)
-            pending = any(iid not in resting for iid in self.inflight)
-        view = self.portfolio.view(self.market, pending=pending, krw_reserved=om.reserved_krw())
-        intents = self.strategy.on_tick(tick, view)
+        intents = self.strategy.on_tick(tick, self.strategy_view())
         if intents and self.inflight:
             # a resting take-profit does not block decisions (so a stop can fire), but the
             # strategy keeps re-emitting it until its result arrives: it is already being executed
@@ -424,10 +378,10 @@ class TradingLoop:
             )
             if self.observers.on_decision:
                 self.observers.on_decision(tick, intent)
-            # lockstep settles the whole tick before its ack (_settle_tick); otherwise the next
+            # lockstep settles the whole tick before its ack (the tick hook); otherwise the next
             # tick waits for the request to be out (_until_requests_out)
             out = None
-            if self.after_tick is None:
+            if self.tick_hook is None:
                 out = self._request_out[intent.intent_id] = asyncio.Event()
             task = asyncio.create_task(
                 self._execute(intent, tick, t0, out), name=f"intent-{intent.intent_id}"
@@ -446,6 +400,16 @@ class TradingLoop:
             self._last_status = now
             self.observers.on_status(self.status())
         return intents
+
+    def strategy_view(self) -> PositionView:
+        """The position view the strategy decides on (also the lockstep hook's quiet band's)."""
+        om = self.om
+        pending = False
+        if self.inflight:
+            # a resting take-profit must not silence the stop-loss: only other orders block
+            resting = om.resting_sell_intents(self.market)
+            pending = any(iid not in resting for iid in self.inflight)
+        return self.portfolio.view(self.market, pending=pending, krw_reserved=om.reserved_krw())
 
     async def _execute(
         self, intent: Intent, tick: Tick, t0: int, request_out: asyncio.Event | None = None
@@ -487,7 +451,7 @@ class TradingLoop:
         )
         # the strategy's clock is market time (trade timestamps), not the wall clock
         market_ts = self.stats.last_tick_ts_ms or result.ts_ms
-        if self.after_tick is not None:
+        if self.tick_hook is not None:
             # lockstep: the task may finish (a poll or a myOrder event) before the tick whose trade
             # filled the order reaches the loop; the backtest reports it at that trade's time
             market_ts = max([market_ts, *(f.ts_ms for o in result.orders for f in o.fills)])

@@ -15,6 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from trader.sim.ackgate import AckError, parse_ack_body
+
 if TYPE_CHECKING:
     from trader.sim.app import Simulator
 
@@ -108,12 +110,23 @@ def control_routes(sim: Simulator) -> list[Route]:
         return _ok({"rate_limit": sim.limiter.enabled})
 
     async def ack(request: Request) -> Response:
-        # lockstep: the client is done with the trade `seq` (its sequential_id); lets the next one go
+        # lockstep: the client is done with the trade `seq` (its sequential_id), and the trades in
+        # its quiet band (lo, hi, until_ms) may follow without an ack (trader/sim/ackgate.py)
         if not feed.lockstep:
             return _ok({"error": "the simulator is not in lockstep mode"}, 409)
-        body = await _body(request)
-        seq = body.get("seq")
-        released = feed.ack(int(seq) if seq is not None else None)
+        raw = await request.body()
+        try:
+            loaded = orjson.loads(raw) if raw.strip() else {}
+        except orjson.JSONDecodeError:
+            loaded = None
+        if not isinstance(loaded, dict):
+            return _ok({"error": "body: expected a JSON object", "field": "body"}, 400)
+        body = {**{k: v for k, v in request.query_params.items()}, **loaded}
+        try:
+            seq, band = parse_ack_body(body)
+        except AckError as err:
+            return _ok({"error": str(err), "field": err.field}, 400)
+        released = feed.ack(seq, band)
         return _ok({"released": released, "acks": feed.acks})
 
     return [

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from operator import itemgetter
 
 from trader.marketdata.synth import TradeArrays
+from trader.sim.ackgate import AckGate, QuietBand
 from trader.sim.matching import Exchange
 from trader.sim.ws import SIMPLE_KEYS
 from trader.timeutil import datetime_to_ms, ms_to_datetime
@@ -502,14 +503,11 @@ class Feed:
         self.backpressure: Callable[[], asyncio.Future | None] | None = None
         self.finished = False
         self.last_vol = 1.0
-        # lockstep (opt-in): one trade, then wait for the client's ack before the next one, so
-        # its orders meet the exchange as of that trade (the backtest's semantics)
+        # lockstep (opt-in): a trade the client's quiet band does not cover waits for its ack, so
+        # the client's orders meet the exchange as of that trade (the backtest's semantics); the
+        # trades it covers go by without one (trader/sim/ackgate.py)
         self.lockstep = False
-        self.ack_timeout_s = 10.0
-        self.acks = 0
-        self.ack_timeouts = 0
-        self._acked = asyncio.Event()
-        self._lock_client = False  # a client has acked since the last timeout
+        self.gate = AckGate()
 
     def stats_for(self, market: str) -> MarketStats | None:
         return self.stats.get(market)
@@ -528,6 +526,8 @@ class Feed:
         if st is None:
             st = self.stats[market] = MarketStats(market)
         st.add(ts, price, vol, is_bid)
+        if market == self.market:
+            self.gate.published = st.last_sid  # lockstep waits for the ack of the newest trade
         self.applied += 1
         self.last_vol = vol
         if self.publish is not None:
@@ -590,33 +590,37 @@ class Feed:
         return len(items)
 
     # -------------------------------------------------------------- lockstep
-    def ack(self, seq: int | None = None) -> bool:
-        """The lockstep client is done with the trade `seq` (sequential_id; None = the last one).
+    @property
+    def ack_timeout_s(self) -> float:
+        return self.gate.timeout_s
 
-        A stale ack (an older trade's id) is ignored; returns whether it released the feed.
-        """
-        st = self.stats.get(self.market)
-        if seq is not None and st is not None and st.last_sid and seq < st.last_sid:
+    @ack_timeout_s.setter
+    def ack_timeout_s(self, value: float) -> None:
+        self.gate.timeout_s = value
+
+    @property
+    def acks(self) -> int:
+        return self.gate.acks
+
+    @property
+    def ack_timeouts(self) -> int:
+        return self.gate.timeouts
+
+    def ack(self, seq: int | None = None, band: QuietBand | None = None) -> bool:
+        """The lockstep client is done with the trade `seq` (sequential_id; None = the newest),
+        and the following trades inside `band` need no ack. An ack of an older trade is stale:
+        it releases nothing (returns False) and its band is ignored."""
+        return self.gate.ack(seq, band)
+
+    def _next_may_pass(self) -> bool:
+        """Lockstep: whether the next trade may go without an ack (a pushed trade never may)."""
+        if self.pending:
             return False
-        self.acks += 1
-        self._lock_client = True
-        self._acked.set()
-        return True
-
-    async def _await_ack(self) -> None:
-        """Lockstep: block until the published trade is acked; without a client, wait for one."""
-        if not self._lock_client:
-            await self._acked.wait()
-            return
-        try:
-            await asyncio.wait_for(self._acked.wait(), timeout=self.ack_timeout_s)
-        except TimeoutError:
-            # the client is gone or stuck: release this trade, then wait for a client again
-            self.ack_timeouts += 1
-            self._lock_client = False
-            log.warning("lockstep: no ack within %.1fs at position %d; waiting for a client",
-                        self.ack_timeout_s, self.pos)
-            self._acked.set()
+        ts_col, px = self._cols[0], self._cols[1]
+        i = self.pos
+        ts = ts_col[i]
+        clock = self.exchange.clock_ms
+        return self.gate.may_pass(ts if ts > clock else clock, px[i], self.exchange.resting_band(self.market))
 
     # -------------------------------------------------------------- running
     def pause(self) -> None:
@@ -631,16 +635,17 @@ class Feed:
 
     def state(self) -> dict:
         tr = self.trades
+        finished = self.pos >= (len(tr) if tr is not None else 0) and not self.pending
         return {"paused": self.paused, "speed": "max" if self.speed is None else self.speed,
                 "clock_ms": self.exchange.clock_ms,
                 "clock": _utc(self.exchange.clock_ms).isoformat() if self.exchange.clock_ms else None,
                 "position": self.pos, "total": len(tr) if tr is not None else 0,
                 "pending": len(self.pending), "applied": self.applied, "fills": self.fills,
-                "finished": self.pos >= (len(tr) if tr is not None else 0) and not self.pending,
+                "finished": finished,
                 "market": self.market, "last_price": self.exchange.last_price(self.market),
-                **({"lockstep": {"acks": self.acks, "timeouts": self.ack_timeouts,
-                                 "waiting": not self._acked.is_set(), "client": self._lock_client}}
-                   if self.lockstep else {})}
+                # the replay is over and (lockstep) its last trade acked: a paper run may stop
+                "ended": finished and (not self.lockstep or self.gate.caught_up()),
+                **({"lockstep": self.gate.state()} if self.lockstep else {})}
 
     async def run(self) -> None:
         """The replay loop: paced by the market clock, or by the readers at speed max."""
@@ -648,9 +653,6 @@ class Feed:
         while True:
             if self.paused:
                 await self._resume.wait()
-                continue
-            if self.lockstep and not self._acked.is_set():
-                await self._await_ack()
                 continue
             ts = self.peek_ts()
             if ts is None:
@@ -668,13 +670,27 @@ class Feed:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=min(delay, 1.0))
                     continue
+            gate = self.gate
+            quiet = False
+            if self.lockstep:
+                quiet = self._next_may_pass()
+                if not quiet:
+                    if not gate.caught_up():
+                        await gate.wait()  # the client handles every earlier trade first
+                        continue  # ask again with its newest band
+                    gate.spend()  # published, then its own ack is awaited
             nxt = self._next()
             if nxt is None:
                 continue
+            fills = self.fills
             self.apply(*nxt)
             n += 1
-            if self.lockstep:
-                self._acked.clear()  # set again by the client's ack of this trade
+            if quiet:
+                gate.passed += 1
+                if self.fills != fills:  # cannot happen strictly inside the resting band
+                    log.warning("lockstep: a trade inside the resting band filled orders")
+                    gate.spend()
+            elif self.lockstep:
                 continue
             if self.speed is None and self.backpressure is not None:
                 # speed max: go only as fast as the slowest reader drains its queue

@@ -25,6 +25,7 @@ import orjson
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from trader.sim.ackgate import AckError, QuietBand, parse_ack_frame
 from trader.sim.book import level_text
 from trader.sim.matching import SimError
 from trader.sim.ratelimit import RateLimiter, origin_caller
@@ -351,13 +352,14 @@ class WsEndpoint:
                  authenticate: Callable[[str | None], Any] | None = None, idle_s: float = 120.0,
                  before_connect: Callable[[], Any] | None = None,
                  limiter: RateLimiter | None = None,
-                 on_ack: Callable[[int | None], Any] | None = None,
+                 on_ack: Callable[[int | None, QuietBand | None], Any] | None = None,
                  origin_limiter: RateLimiter | None = None) -> None:
         self.hub = hub
         # the `origin` limit (1 handshake per 10 s per IP when an Origin header is sent; public
         # endpoint only): checked whenever given, independently of the websocket-* limits
         self.origin_limiter = origin_limiter
-        # lockstep only: "ACK <sequential_id>" text frames release the feed (outside Upbit's protocol)
+        # lockstep only: "ACK <sequential_id> [<lo> <hi> <until_ms>]" text frames release the feed
+        # (outside Upbit's protocol; trader/sim/ackgate.py)
         self.on_ack = on_ack
         self.snapshot = snapshot
         self.authenticate = authenticate
@@ -430,7 +432,7 @@ class WsEndpoint:
                 if conn.close_after is not None:
                     continue  # over the limit: closing once the error is sent
                 if self.on_ack is not None and raw[:4] == b"ACK ":
-                    self._ack(raw)
+                    self._ack(conn, raw)
                     continue
                 if raw.strip() != b"PING" and self._over_message_limit(conn):
                     # Upbit's exact answer is undocumented: a WebSocket error, then close (1008)
@@ -453,14 +455,16 @@ class WsEndpoint:
             with contextlib.suppress(BaseException):
                 await sender
 
-    def _ack(self, raw: bytes) -> None:
+    def _ack(self, conn: Conn, raw: bytes) -> None:
+        """"ACK <seq> [<lo> <hi> <until_ms>]" (trader/sim/ackgate.py); a malformed one releases
+        nothing and is answered with an error naming the field."""
         assert self.on_ack is not None
-        arg = raw[4:].strip()
         try:
-            seq = int(arg) if arg else None
-        except ValueError:
-            return  # a malformed ack releases nothing
-        self.on_ack(seq)
+            seq, band = parse_ack_frame(raw)
+        except AckError as err:
+            conn.push(ws_error("INVALID_ACK", str(err)))
+            return
+        self.on_ack(seq, band)
 
     def handle(self, conn: Conn, raw: bytes) -> None:
         text = raw.strip()

@@ -1,10 +1,12 @@
 """Lockstep paper trading agrees with the backtest: same data, seed and ticks per candle → same fills.
 
-A simulator in `lockstep` mode applies one trade and waits for the client's `/_sim/ack`; the
-trading loop acks each tick (`after_tick`) once every in-flight order is settled (market orders
-confirmed, limit orders resting or finished; see engine.py, "lockstep"). Every order then meets
-the exchange as of the trade that caused it, as in the backtest (trader/backtest/runner.py), so
-the fills must be the same, one for one. Limit orders: test_trading_lockstep_limits.py.
+A simulator in `lockstep` mode applies a trade and waits for the client's ack unless the quiet band
+of the client's last ack covers it (trader/sim/ackgate.py); the trading loop acks each tick
+(`after_tick`) once every in-flight order is settled (market orders confirmed, limit orders
+resting or finished; trader/sim/lockstep_sync.py), with its quiet band. Every order then meets the
+exchange as of the trade that caused it, as in the backtest (trader/backtest/runner.py), so the
+fills must be the same, one for one — with the band, with per-trade acks, and with plain acks (no
+band: every trade waits). Limit orders: test_trading_lockstep_limits.py.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from trader.engine import Observers
 from trader.execution.order_manager import ExecutionResult
 from trader.marketdata.candles import load_frame, slice_time
 from trader.sim.lockstep import LockstepAck
+from trader.sim.lockstep_sync import LockstepSync
 from trader.sim.server import SimulatorThread
+from trader.upbit.ratelimit import RateLimiter
 
 ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT / "data" / "KRW-ETH_15m_2024.parquet"
@@ -57,8 +61,19 @@ def _backtest_fills(config: Any, data: Path) -> list[tuple[str, str, Decimal, De
     return [(f.side, f.reason, f.price, f.volume) for f in res.output.fills]
 
 
-async def _paper_fills(config: Any, data: Path, db: Path, *, via: str = "ws"
+class _Unpaced(RateLimiter):
+    """The simulator here enforces no rate limit: pacing requests would only slow the test down
+    (lockstep squeezes a day of market time into seconds of wall time)."""
+
+    def delay(self, group: str) -> float:
+        return 0.0
+
+
+async def _paper_fills(config: Any, data: Path, db: Path, *, via: str = "ws", coalesce: bool = True
                        ) -> tuple[list[tuple[str, str, Decimal, Decimal]], int]:
+    """Fills of a lockstep paper run over `data`. `via`: "ws" (LockstepAck, ACK frames with the
+    quiet band), "rest" (LockstepAck over POST /_sim/ack, with the band) or "plain" (a hook that
+    posts {"seq"} only: no band, so the simulator waits for every trade's ack)."""
     results: list[ExecutionResult] = []
     opts = dict(data=data, market=MARKET, seed=SEED, ticks_per_candle=TICKS_PER_CANDLE, speed=None,
                 lockstep=True, rate_limit=False)
@@ -67,11 +82,11 @@ async def _paper_fills(config: Any, data: Path, db: Path, *, via: str = "ws"
         last_ts = int(sim.sim.feed.trades.ts_ms[-1])
         async with httpx.AsyncClient(base_url=sim.base_url, timeout=10) as http:
 
-            async def rest_ack(tick: Tick) -> None:
+            async def plain_ack(tick: Tick) -> None:
                 r = await http.post("/_sim/ack", json={"seq": tick.seq})
                 r.raise_for_status()
 
-            hook: list[Any] = [rest_ack]
+            hook: list[Any] = [plain_ack]
             obs = Observers(on_result=results.append)
 
             async def ack(tick: Tick) -> None:
@@ -79,34 +94,53 @@ async def _paper_fills(config: Any, data: Path, db: Path, *, via: str = "ws"
 
             rig = LoopRig(sim, config, db, after_tick=ack, observers=obs, stop_at_ms=last_ts,
                           status_every_s=3600)
-            ws_ack = LockstepAck(rig.public, sim.base_url)
-            if via == "ws":
-                hook[0] = ws_ack
+            rig.rest.limiter = _Unpaced()
+            sync = rig.loop.tick_hook
+            assert isinstance(sync, LockstepSync)  # the loop wraps a plain after_tick hook too
+            sync.coalesce = coalesce
+            lockstep_ack = LockstepAck(rig.public, sim.base_url, prefer_rest=via == "rest")
+            if via != "plain":
+                hook[0] = lockstep_ack
             async with rig:
                 assert rig.task is not None
                 await rig.task
-            if via == "ws":
-                await ws_ack.close()
-                assert ws_ack.sent == total - 1 and ws_ack.fallbacks == 0  # the last one is not acked
+            await lockstep_ack.close()
             state = sim.control.state()
+            gate = state["lockstep"]
             assert state["finished"], state
-            assert state["lockstep"]["timeouts"] == 0, state
+            assert gate["timeouts"] == 0, state
             assert rig.loop.stats.ticks == total  # every trade reached the strategy once
+            # every trade after the primed one either went by on a band or waited for its ack
+            assert gate["passed"] + gate["held"] == total - 1, gate
+            if via == "plain":
+                assert gate["passed"] == 0, gate
+            else:
+                assert gate["passed"] > gate["held"], gate  # most trades need no round trip
+                assert lockstep_ack.banded > 0
+                assert lockstep_ack.fallbacks == 0
+                if coalesce:
+                    assert lockstep_ack.sent < total // 2, lockstep_ack.sent
+                else:  # one ack per trade handled; the loop stops at the last one, unacked
+                    assert lockstep_ack.sent == total - 1
     fills = [(f.side.value, r.intent.reason, f.price, f.volume)
              for r in results for o in r.orders for f in o.fills]
     return fills, total
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize(("via", "start", "end"), [("ws", "2024-03-04", "2024-03-06"),
-                                                    ("rest", "2024-03-04", "2024-03-04T12:00")])
-async def test_lockstep_paper_fills_equal_backtest(tmp_path: Path, via: str, start: str, end: str) -> None:
+@pytest.mark.parametrize(("via", "coalesce", "start", "end"), [
+    ("ws", True, "2024-03-04", "2024-03-06"),
+    ("rest", False, "2024-03-04", "2024-03-04T12:00"),
+    ("plain", True, "2024-03-04", "2024-03-04T12:00"),
+])
+async def test_lockstep_paper_fills_equal_backtest(tmp_path: Path, via: str, coalesce: bool, start: str,
+                                                   end: str) -> None:
     data = _slice(tmp_path, start, end)
     config = _config()
     expected = _backtest_fills(config, data)
     assert len(expected) >= 6, "the slice must make the strategy trade"
     assert {r for _, r, _, _ in expected} >= {"entry", "stop_loss", "take_profit_1"}
-    got, total = await _paper_fills(config, data, tmp_path / "paper.db", via=via)
+    got, total = await _paper_fills(config, data, tmp_path / "paper.db", via=via, coalesce=coalesce)
     print(f"lockstep agreement ({via}): {len(got)} paper fills vs {len(expected)} backtest fills, "
           f"{total} trades")
     assert got == expected
