@@ -53,8 +53,8 @@ def parse_market_time(text: str, option: str = "until") -> int:
     try:
         dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ComposeError(f"{option}: {text!r} is not an ISO 8601 time (e.g. 2024-01-22T09:00, KST)") \
-            from None
+        problem = f"{option}: {text!r} is not an ISO 8601 time (e.g. 2024-01-22T09:00, KST)"
+        raise ComposeError(problem) from None
     return datetime_to_ms(dt if dt.tzinfo is not None else dt.replace(tzinfo=KST))
 
 
