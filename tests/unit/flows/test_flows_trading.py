@@ -52,7 +52,7 @@ def test_live_venue_takes_keys_from_the_secret_blocks_when_the_environment_has_n
 def test_live_venue_refuses_to_start_without_keys(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(trading, "_secret", lambda block: None)
     settings = Settings(var_dir=tmp_path, upbit_access_key=None, upbit_secret_key=None)
-    with pytest.raises(ValueError, match="live trading needs Upbit API keys.*Secret blocks"):
+    with pytest.raises(ValueError, match=r"live trading needs Upbit API keys.*Secret blocks"):
         trading.resolve_venue(False, None, settings, "KRW-ETH")
 
 
