@@ -85,7 +85,9 @@ def cache_key(data: str | Path, *, seed: int, ticks_per_candle: int) -> str:
 
 
 def _load(folder: Path) -> TradeArrays:
-    arrays = [np.load(folder / f"{name}.npy", mmap_mode="r") for name in COLUMNS]
+    # np.asarray: a plain ndarray over the same mapped pages — indexing an np.memmap element by
+    # element goes through its Python __getitem__ (≈ 1.5 µs a call, 0.2 s a year of 15-minute ETH)
+    arrays = [np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r")) for name in COLUMNS]
     return TradeArrays(*arrays)
 
 

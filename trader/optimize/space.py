@@ -465,5 +465,7 @@ def suggest(trial: optuna.Trial, space: Space) -> dict[str, Any]:
             out[p.path] = trial.suggest_int(p.path, int(p.low), int(p.high), step=int(p.step or 1),
                                             log=p.log)
         else:
-            out[p.path] = trial.suggest_float(p.path, float(p.low), float(p.high), step=p.step, log=p.log)
+            value = trial.suggest_float(p.path, float(p.low), float(p.high), step=p.step, log=p.log)
+            # a stepped value is low + k·step in floats (0.9500000000000001): keep the step's digits
+            out[p.path] = round(value, 12) if p.step else value
     return out

@@ -160,6 +160,7 @@ def _objective(spec: OptimizeSpec, space: Space) -> Callable[[optuna.Trial], flo
         if not as_given and not satisfied(space, params, spec.strategy):
             trial.set_user_attr("reason", "constraints not met")
             raise optuna.TrialPruned()
+        trial.set_user_attr("params", params)  # the values evaluated (stepped floats rounded)
         ev = evaluate(spec, params)
         trial.set_user_attr("trades", ev.trades)
         trial.set_user_attr("figures", kept(ev.summary))
@@ -205,7 +206,8 @@ def run_worker(spec: OptimizeSpec, n_trials: int, *, worker: int = 0,
 def trial_row(t: FrozenTrial) -> dict[str, Any]:
     """A finished trial as the JSON lists it."""
     fig = t.user_attrs.get("figures") or {}
-    return {"number": t.number, "state": t.state.name.lower(), "value": t.value, "params": dict(t.params),
+    params = dict(t.user_attrs.get("params") or t.params)
+    return {"number": t.number, "state": t.state.name.lower(), "value": t.value, "params": params,
             "trades": t.user_attrs.get("trades", 0), "as_given": bool(t.user_attrs.get("as_given")),
             "reason": t.user_attrs.get("reason"),
             **{k: fig.get(k) for k in ("return_pct", "max_drawdown_pct", "sharpe", "fingerprint")}}

@@ -88,7 +88,15 @@ def evaluate(spec: OptimizeSpec, params: dict, *, window: tuple[int, int] | None
         return Evaluation(None, 0, {}, dict(params), reason=str(exc))
     summary = result.summary
     n = int(summary["trades"])
-    curve = ({"ts_ms": result.equity_ts.tolist(), "krw": result.equity.tolist()} if keep_curve else None)
+    curve = None
+    if keep_curve:
+        # the period the summary's daily ratios use: first candle open (or trade) to last mark
+        if mf.kind == "candles":
+            first, last = int(frame["ts_ms"].iloc[0]), int(result.equity_ts[-1])
+        else:
+            first, last = int(trades.ts_ms[0]), int(trades.ts_ms[-1])
+        curve = {"ts_ms": result.equity_ts.tolist(), "krw": result.equity.tolist(),
+                 "start_ms": first, "end_ms": last}
     if n < spec.min_trades:
         return Evaluation(None, n, summary, dict(params), curve=curve,
                           reason=f"{n} round trips < min_trades {spec.min_trades}")
