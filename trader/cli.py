@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "trader.sim.cli",  # sim
     "trader.backtest.cli",  # backtest
     "trader.golden",  # golden
+    "trader.optimize.cli",  # optimize
     "trader.run_cli",  # run, reconcile
     "trader.reporting.cli",  # report
     "trader.demo",  # demo

@@ -172,6 +172,11 @@ def _objective(spec: OptimizeSpec, space: Space) -> Callable[[optuna.Trial], flo
     return run
 
 
+def load_study(spec: OptimizeSpec) -> optuna.Study:
+    """The spec's existing study (no sampler: for reading results)."""
+    return optuna.load_study(study_name=spec.study_name, storage=spec.storage)
+
+
 def finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 

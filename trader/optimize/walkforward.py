@@ -28,7 +28,7 @@ from trader.metrics import day_boundaries, step_at
 from trader.optimize.cache import market_file
 from trader.optimize.overfit import deflated_sharpe, return_moments
 from trader.optimize.space import Space
-from trader.optimize.study import FINISHED, OptimizeSpec, best, create_study, run_worker, space_of
+from trader.optimize.study import FINISHED, OptimizeSpec, best, create_study, load_study, run_worker, space_of
 from trader.optimize.trial import Evaluation, evaluate, kept, period_ms
 from trader.timeutil import ms_to_datetime
 
@@ -127,13 +127,7 @@ def optimise_local(spec: OptimizeSpec, w: Window) -> dict:
     """The in-process optimiser: one worker runs the window's study to spec.trials."""
     create_study(spec)
     run_worker(spec, spec.trials)
-    return best(_load(spec))["params"]
-
-
-def _load(spec: OptimizeSpec):
-    import optuna
-
-    return optuna.load_study(study_name=spec.study_name, storage=spec.storage)
+    return best(load_study(spec))["params"]
 
 
 def _figures(ev: Evaluation) -> dict[str, Any]:
@@ -156,7 +150,7 @@ def _dsr(wspec: OptimizeSpec, ins: Evaluation, krw0: float) -> dict[str, Any] | 
         return None
     moments = return_moments(_daily_returns(ins.curve, krw0))
     try:
-        study = _load(wspec)
+        study = load_study(wspec)
     except Exception:  # the optimiser kept its trials elsewhere: no trial Sharpe values to deflate by
         return None
     done = study.get_trials(deepcopy=False, states=FINISHED)
