@@ -66,10 +66,18 @@ class BacktestExecution:
         self.stats = {"timeouts": 0, "fallbacks": 0, "split_fills": 0}
 
     # ---- what the replay loop asks ---------------------------------------------------------------
-    def blocking(self) -> bool:
-        """An order that keeps the strategy from deciding is in flight: a resting buy (a resting
-        sell does not — a stop may still fire while a take-profit rests, and supersedes it)."""
-        return any(r.intent.kind is IntentKind.BUY for r in self.resting.values())
+    def blocking(self, market: str) -> bool:
+        """An order that keeps the market's strategy from deciding is in flight: a resting buy (a
+        resting sell does not — a stop may still fire while a take-profit rests, and supersedes it)."""
+        return any(r.intent.kind is IntentKind.BUY and r.intent.market == market
+                   for r in self.resting.values())
+
+    def reserved_krw(self) -> Decimal:
+        """KRW locked by our resting buys (one balance: no other market may spend it) — what the
+        exchange holds locked for them, fee included, as the order manager counts it."""
+        if any(r.intent.kind is IntentKind.BUY for r in self.resting.values()):
+            return self.client.exchange.balance("KRW")[1]
+        return _ZERO
 
     def in_flight(self, intent_id: str) -> bool:
         return intent_id in self.resting
@@ -97,11 +105,14 @@ class BacktestExecution:
             if snap.is_final:
                 self._finished_order(r, snap, ts, None)
 
-    def on_market_time(self, ts: int, price: float) -> None:
-        """Time out every resting order whose deadline the trade at `ts` reaches."""
+    def on_market_time(self, ts: int, market: str, price: float) -> None:
+        """Time out every resting order of `market` whose deadline its trade at `ts` reaches (market
+        time is the last trade of the order's own market, as in the live loop)."""
         if ts < self.next_deadline_ms:
             return
-        for r in [r for r in self.resting.values() if policy.timed_out(ts, r.deadline_ms)]:
+        due = [r for r in self.resting.values()
+               if r.intent.market == market and policy.timed_out(ts, r.deadline_ms)]
+        for r in due:
             self.stats["timeouts"] += 1
             with contextlib.suppress(UpbitError):  # it may have filled in the meantime
                 self.client.cancel_order_now(uuid=r.uuid)
@@ -172,7 +183,7 @@ class BacktestExecution:
     def _plan(self, intent: Intent, price: float, step: policy.NextStep | None) -> policy.PlannedOrder:
         balances = self.client.accounts_now()
         coin = balances.get(currencies_of(intent.market)[1])
-        krw_free = self.portfolio.krw
+        krw_free = self.portfolio.krw - self.reserved_krw()  # as the order manager's `_krw_free`
         return policy.plan_order(
             intent, krw_free=krw_free, coin_free=coin.balance if coin else _ZERO,
             price_ref=to_decimal(price),

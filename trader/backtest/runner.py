@@ -54,7 +54,8 @@ class FillRecord:
     reason: str
     intent_id: str
     krw_after: Decimal
-    volume_after: Decimal
+    volume_after: Decimal  # of this fill's market
+    market: str = ""
 
 
 @dataclass
@@ -109,7 +110,7 @@ class Backtest:
     # ------------------------------------------------------------------ ledger plumbing
     def view(self) -> PositionView:
         if self._view is None:
-            self._view = self.portfolio.view(self.market, pending=self.execution.blocking())
+            self._view = self.portfolio.view(self.market, pending=self.execution.blocking(self.market))
         return self._view
 
     def _on_fill(self, f: Fill, intent: Intent) -> None:
@@ -117,7 +118,7 @@ class Backtest:
         if pf.apply_fill(f) is not None:
             self.fills.append(FillRecord(f.ts_ms, f.side.value, f.price, f.volume, f.funds, f.fee,
                                          intent.reason, intent.intent_id, pf.krw,
-                                         pf.position(self.market).volume))
+                                         pf.position(self.market).volume, f.market))
         self._view = None
 
     def _on_result(self, intent: Intent, filled: Decimal, funds: Decimal, ts: int) -> None:
@@ -180,7 +181,7 @@ class Backtest:
             if fills:
                 execution.on_trade_fills(fills, t)
             if execution.resting:
-                execution.on_market_time(t, p)
+                execution.on_market_time(t, market, p)
             intents = on_price(t, p, self._view or self.view())
             if intents:
                 for intent in intents:
