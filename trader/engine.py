@@ -159,13 +159,11 @@ class TradingLoop:
         # lockstep (opt-in): `after_tick` (e.g. a `trader.sim.lockstep.LockstepAck`) is awaited
         # after each tick once every in-flight order is settled; the settle steps and the quiet
         # band it carries live in one hook object. None keeps the hot path as is.
-        self.after_tick = after_tick
         self.settle_timeout_s = settle_timeout_s
-        if tick_hook is None and after_tick is not None:
-            from trader.sim.lockstep_sync import LockstepSync
-
-            tick_hook = LockstepSync(self, after_tick, settle_timeout_s=settle_timeout_s)
-        self.tick_hook = tick_hook
+        self.tick_hook: TickHook | None = tick_hook
+        self._after_tick: Callable[[Tick], Awaitable[None]] | None = None
+        if after_tick is not None:
+            self.after_tick = after_tick
         self.freeze_gc = freeze_gc
         # per intent: set once its order request is written out (see _until_requests_out)
         self._request_out: dict[str, asyncio.Event] = {}
@@ -187,6 +185,21 @@ class TradingLoop:
     @property
     def state_name(self) -> str:
         return f"{STATE_PREFIX}{self.market}"
+
+    @property
+    def after_tick(self) -> Callable[[Tick], Awaitable[None]] | None:
+        return self._after_tick
+
+    @after_tick.setter
+    def after_tick(self, hook: Callable[[Tick], Awaitable[None]] | None) -> None:
+        """Set (before `run`) the lockstep ack: it becomes the tick hook that settles and acks."""
+        from trader.sim.lockstep_sync import LockstepSync
+
+        self._after_tick = hook
+        if hook is not None:
+            self.tick_hook = LockstepSync(self, hook, settle_timeout_s=self.settle_timeout_s)
+        elif isinstance(self.tick_hook, LockstepSync):
+            self.tick_hook = None
 
     def _price(self, market: str) -> Decimal | None:
         return (
