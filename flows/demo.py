@@ -145,7 +145,8 @@ def window_sim(strategy: Path, data: Path, start: str, days: float, *, lockstep:
 
     market = load_strategy(strategy).market
     return PaperSim(market=market, data=data, start=start, end=window_end(start, days), lockstep=lockstep,
-                    speed=speed or "max", seed=SEED, ticks_per_candle=TICKS_PER_CANDLE, krw=INITIAL_KRW)
+                    speed=speed or "max", seed=SEED, ticks_per_candle=TICKS_PER_CANDLE, krw=INITIAL_KRW,
+                    paused=not lockstep)  # free-running: resumed once the loop is subscribed
 
 
 def trade(opts: Any, strategy: Path, db_url: str, workdir: Path, *, order_subflows: bool = False,
@@ -173,6 +174,7 @@ def trade(opts: Any, strategy: Path, db_url: str, workdir: Path, *, order_subflo
                 equity_every_s=3600.0,  # hourly points: plenty for the charts, 30× fewer writes
                 order_subflows=order_subflows,
                 lockstep=opts.lockstep,
+                resume_sim=opts.paused,
             )
         )
     finally:

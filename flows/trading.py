@@ -84,7 +84,8 @@ def _own_simulator(market: str, lockstep: bool, var_dir: Path) -> str:
     if lockstep not in _OWN_SIM:
         from trader.compose import PaperSim, start_simulator
 
-        sim = start_simulator(PaperSim(market=market, lockstep=lockstep), var_dir)
+        # free-running, it starts paused and the run resumes it once subscribed (no trade missed)
+        sim = start_simulator(PaperSim(market=market, lockstep=lockstep, paused=not lockstep), var_dir)
         _OWN_SIM[lockstep] = sim
         atexit.register(sim.stop)
     return str(_OWN_SIM[lockstep].base_url)
@@ -265,6 +266,7 @@ async def trading(
     equity_every_s: float = 60.0,
     order_subflows: bool = True,
     lockstep: bool = False,
+    resume_sim: bool = False,
     fail_after_ticks: int | None = None,
 ) -> dict[str, Any]:
     """Trade the strategy at `strategy_path` until cancelled, `max_runtime_s`, market time `until`
@@ -278,6 +280,8 @@ async def trading(
     ~1–2 s per subflow would blind the strategy for hours of market time).
     `lockstep` (paper): the simulator (a `sim --lockstep` at sim_url, or one started here) applies
     one trade per ack of this loop, so the fills equal the backtest's (trader/compose.py).
+    `resume_sim` (paper): the simulator at sim_url was started paused; resume it once this loop is
+    subscribed (a free-running replay at speed would otherwise run ahead of it).
     """
     from trader.compose import open_run, parse_market_time
     from trader.engine import Observers
@@ -309,6 +313,7 @@ async def trading(
         max_runtime_s=max_runtime_s,
         stream=None if fail_after_ticks is None else (lambda public: failing_after(public, fail_after_ticks)),
         confirm_with=confirm_with_subflow if order_subflows else None,
+        resume_sim=resume_sim or (paper and not sim_url and not lockstep),
         warn=logger.warning,
         observers=Observers(
             on_decision=observers.on_decision,

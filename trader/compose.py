@@ -84,6 +84,9 @@ class PaperSim:
     start: str | None = None  # replay from (inclusive), as `backtest --from`; KST unless an offset
     end: str | None = None  # replay up to (exclusive), as `backtest --to`
     krw: Decimal | None = None
+    # start paused: a free-running replay at speed would otherwise run ahead before the loop has
+    # connected; the run resumes it once its sockets are up (`open_run(resume_sim=True)`)
+    paused: bool = False
 
     @property
     def replay_speed(self) -> str:
@@ -171,6 +174,8 @@ def start_simulator(opts: PaperSim, workdir: Path) -> Any:
     args = ["--speed", opts.replay_speed, "--market", opts.market]
     if opts.lockstep:
         args.append("--lockstep")
+    if opts.paused:
+        args.append("--paused")
     for flag, value in (("--seed", opts.seed), ("--ticks-per-candle", opts.ticks_per_candle),
                         ("--krw", opts.krw)):
         if value is not None:
@@ -232,23 +237,36 @@ class TradingRun:
     loop: Any
     ack: Any = None  # the LockstepAck of a lockstep paper run
     watch_end: bool = False
+    resume_sim: bool = False
     baseline_fill_id: int = 0
     _closed: bool = False
 
     async def run(self) -> Any:
         """The loop until it stops (the replay's end stops a paper run); returns its stats."""
-        watcher = None
+        helpers: list[asyncio.Task[Any]] = []
         if self.watch_end:
             from trader.sim.lockstep import watch_replay_end
 
-            watcher = asyncio.create_task(watch_replay_end(self.venue.rest_url, self._replay_ended))
+            helpers.append(asyncio.create_task(watch_replay_end(self.venue.rest_url, self._replay_ended)))
+        if self.resume_sim:
+            helpers.append(asyncio.create_task(self._resume_when_subscribed()))
         try:
             return await self.loop.run()
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            for task in helpers:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await watcher
+                    await task
+
+    async def _resume_when_subscribed(self, every_s: float = 0.02) -> None:
+        """Resume the paused simulator once the loop trades on it: its first tick (the trade
+        stream's snapshot) has arrived and the private socket is up, so no trade is missed."""
+        import httpx
+
+        while not (self.loop.stats.ticks and self.private.connected):
+            await asyncio.sleep(every_s)
+        async with httpx.AsyncClient(base_url=self.venue.rest_url, timeout=10.0) as http:
+            (await http.post("/_sim/resume", json={})).raise_for_status()
 
     def _replay_ended(self) -> None:
         if self.ack is not None:
@@ -297,11 +315,13 @@ async def open_run(
     namespace: str | None = None,
     stream: Callable[[AsyncIterable[Any]], AsyncIterable[Any]] | None = None,
     confirm_with: Callable[[Any, Any], Awaitable[Any]] | None = None,
+    resume_sim: bool = False,
     warn: Callable[[str], None] = _warn,
     **loop_options: Any,
 ) -> TradingRun:
-    """Build the run on `venue` (closed again if building fails). `stream` wraps the public
-    trade stream the loop reads (fault injection); `confirm_with(order_manager, order)` replaces
+    """Build the run on `venue` (closed again if building fails). `resume_sim`: the simulator
+    was started paused (`PaperSim.paused`): resume it once the loop is subscribed. `stream` wraps
+    the public trade stream the loop reads (fault injection); `confirm_with(order_manager, order)` replaces
     the loop's own fill confirmation (the flow's place-order subflows); `loop_options` go to
     `TradingLoop` (observers, status_every_s, shutdown_grace_s, equity_every_ms, ...)."""
     from trader.engine import TradingLoop, trading_streams
@@ -330,7 +350,7 @@ async def open_run(
 
         ack = LockstepAck(public, venue.rest_url)
     run = TradingRun(config, venue, db_url, db, repo, rest, public, private, loop=None, ack=ack,
-                     watch_end=venue.paper)
+                     watch_end=venue.paper, resume_sim=resume_sim and venue.paper)
     try:
         confirm = None
         if confirm_with is not None:

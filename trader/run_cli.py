@@ -110,16 +110,19 @@ def parse_ts(text: str) -> int:
 def _paper_sim(args: argparse.Namespace, market: str) -> Any:
     from trader.compose import PaperSim
 
+    lockstep = bool(getattr(args, "lockstep", False))
     return PaperSim(
         market=market,
         data=getattr(args, "sim_data", None),
         speed=getattr(args, "sim_speed", None),
-        lockstep=bool(getattr(args, "lockstep", False)),
+        lockstep=lockstep,
         seed=getattr(args, "sim_seed", None),
         ticks_per_candle=getattr(args, "sim_ticks_per_candle", None),
         start=getattr(args, "sim_start", None),
         end=getattr(args, "sim_end", None),
         krw=getattr(args, "krw", None),
+        # free-running, the replay would move on before the loop has subscribed (lockstep waits)
+        paused=not lockstep,
     )
 
 
@@ -221,6 +224,7 @@ async def _run(args: argparse.Namespace, config: Any, until_ms: int | None) -> i
         until_ms=until_ms,
         max_runtime_s=args.max_runtime_s,
         namespace=args.namespace,
+        resume_sim=venue.sim is not None and not getattr(args, "lockstep", False),
     )
     loop = run.loop
     running = asyncio.get_running_loop()

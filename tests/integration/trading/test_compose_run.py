@@ -71,15 +71,19 @@ async def test_a_simulator_started_for_the_run_replays_the_window_and_is_stopped
     assert sim.proc is not None and sim.proc.poll() is not None and run.venue.sim is None
 
 
-def test_run_paper_at_speed_max_without_lockstep_warns(tmp_path: Path) -> None:
+def test_run_paper_at_speed_max_without_lockstep_warns_and_still_sees_every_trade(tmp_path: Path) -> None:
+    """Free-running at speed max, a simulator started here would replay its window before the loop
+    has subscribed (1 tick seen of 384): it starts paused and the run resumes it once subscribed."""
     proc = subprocess.run(
         [sys.executable, "-m", "trader", "run", "--paper", "--sim-speed", "max", "--strategy", str(DEMO),
-         "--db", f"sqlite:///{tmp_path / 'w.db'}", "--max-runtime-s", "0.5", "--log-level", "WARNING"],
+         "--sim-start", "2024-01-07T09:00", "--sim-end", "2024-01-07T21:00",
+         "--db", f"sqlite:///{tmp_path / 'w.db'}", "--max-runtime-s", "60", "--log-level", "WARNING"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert f"warning: {compose.FREE_RUNNING_WARNING}" in proc.stderr
-    assert "stopped (max runtime reached)" in proc.stdout and "fingerprint " in proc.stdout
+    assert "stopped (replay ended): ticks=384 " in proc.stdout, proc.stdout
+    assert "fingerprint " in proc.stdout
 
 
 def test_run_exits_3_when_the_exchange_differs_from_the_ledger(make_sim, tmp_path: Path, capsys) -> None:
