@@ -13,8 +13,12 @@ makes them; orders fill by the simulator's matching and fee rules; dates are KST
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("backtest", help="replay a strategy over recorded market data",
                               description=DESCRIPTION)
-    p.add_argument("--strategy", required=True, metavar="FILE", help="strategy YAML")
-    p.add_argument("--data", required=True, metavar="FILE", help="candles or ticks (.csv/.parquet)")
+    p.add_argument("--strategy", metavar="FILE", help="strategy YAML (one market)")
+    p.add_argument("--data", metavar="FILE", help="candles or ticks (.csv/.parquet)")
+    p.add_argument("--portfolio", metavar="FILE",
+                   help="portfolio YAML (several markets, one balance, its risk rules); with --data-dir")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="with --portfolio: one candle file per market, named after it (KRW-XRP_day.parquet)")
     p.add_argument("--from", dest="start", metavar="DATE", help="first day/time (KST), e.g. 2024-03-01")
     p.add_argument("--to", dest="end", metavar="DATE", help="end (exclusive, KST)")
     p.add_argument("--krw", default="10000000", help="starting KRW (default 10,000,000)")
@@ -31,7 +35,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     from decimal import Decimal, InvalidOperation
 
     from trader.backtest.api import run_backtest
@@ -46,6 +49,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --krw {args.krw!r} is not a number", file=sys.stderr)
         return 2
     tpc = args.ticks_per_candle or TICKS_PER_CANDLE
+    if args.portfolio or args.data_dir:
+        return _run_portfolio(args, krw, tpc)
+    if not args.strategy or not args.data:
+        print("error: give --strategy FILE and --data FILE (or --portfolio FILE and --data-dir DIR)",
+              file=sys.stderr)
+        return 2
     try:
         result = run_backtest(args.strategy, args.data, start=args.start, end=args.end, krw=krw,
                               seed=args.seed, ticks_per_candle=tpc, skip=not args.no_skip,
@@ -53,13 +62,8 @@ def run(args: argparse.Namespace) -> int:
     except (StrategyConfigError, MarketDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.json:
-        text = json.dumps(result.to_json(), ensure_ascii=False, indent=1)
-        if args.json == "-":
-            print(text)
-            return 0
-        with open(args.json, "w", encoding="utf-8") as fh:
-            fh.write(text)
+    if args.json and _write_json(args.json, result.to_json()):
+        return 0
     if args.trades:
         from trader.backtest.report import write_fills_csv
 
@@ -73,4 +77,42 @@ def run(args: argparse.Namespace) -> int:
     if result.trips:
         print()
         print(render_trips(result.trips))
+    return 0
+
+
+def _write_json(target: str, data: dict) -> bool:
+    """Write the JSON result; True when it went to stdout (nothing else is printed then)."""
+    import json
+
+    text = json.dumps(data, ensure_ascii=False, indent=1)
+    if target == "-":
+        print(text)
+        return True
+    with open(target, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return False
+
+
+def _run_portfolio(args: argparse.Namespace, krw: object, tpc: int) -> int:
+    from trader.backtest.portfolio_api import render_portfolio_table, run_portfolio_backtest
+    from trader.backtest.runner import progress_bar
+    from trader.marketdata.candles import MarketDataError
+    from trader.strategy.config import StrategyConfigError
+
+    if not args.portfolio or not args.data_dir:
+        print("error: --portfolio FILE and --data-dir DIR go together", file=sys.stderr)
+        return 2
+    if args.strategy or args.data:
+        print("error: --portfolio names its strategies: drop --strategy/--data", file=sys.stderr)
+        return 2
+    try:
+        result = run_portfolio_backtest(args.portfolio, args.data_dir, start=args.start, end=args.end,
+                                        krw=krw, seed=args.seed, ticks_per_candle=tpc,
+                                        progress=progress_bar())
+    except (StrategyConfigError, MarketDataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json and _write_json(args.json, result.to_json()):
+        return 0
+    print(render_portfolio_table(result.summary))
     return 0

@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from trader.backtest.execution import BacktestExecution
-from trader.backtest.runner import FillRecord, ProgressFn
+from trader.backtest.runner import FillRecord, ProgressFn, book_fill
 from trader.domain import Fill, Intent, IntentKind, PositionView
 from trader.marketdata.synth import TradeArrays
 from trader.portfolio import Portfolio
@@ -134,11 +134,7 @@ class PortfolioBacktest:
         return self.portfolio.equity(prices)
 
     def _on_fill(self, f: Fill, intent: Intent) -> None:
-        pf = self.portfolio
-        if pf.apply_fill(f) is not None:
-            self.fills.append(FillRecord(f.ts_ms, f.side.value, f.price, f.volume, f.funds, f.fee,
-                                         intent.reason, intent.intent_id, pf.krw,
-                                         pf.position(f.market).volume, f.market))
+        book_fill(self.portfolio, f, intent, self.fills)
         self._views.clear()  # one balance: every market's free KRW moved
 
     def _on_result(self, intent: Intent, filled: Decimal, funds: Decimal, ts: int) -> None:

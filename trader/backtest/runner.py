@@ -58,6 +58,14 @@ class FillRecord:
     market: str = ""
 
 
+def book_fill(pf: Portfolio, f: Fill, intent: Intent, records: list[FillRecord]) -> None:
+    """Apply a fill to the ledger and record it with the ledger's figures after it (a fill seen
+    before is neither applied nor recorded again)."""
+    if pf.apply_fill(f) is not None:
+        records.append(FillRecord(f.ts_ms, f.side.value, f.price, f.volume, f.funds, f.fee, intent.reason,
+                                  intent.intent_id, pf.krw, pf.position(f.market).volume, f.market))
+
+
 @dataclass
 class RunOutput:
     """Raw outcome of a run; `trader.backtest.report` turns it into the summary."""
@@ -114,11 +122,7 @@ class Backtest:
         return self._view
 
     def _on_fill(self, f: Fill, intent: Intent) -> None:
-        pf = self.portfolio
-        if pf.apply_fill(f) is not None:
-            self.fills.append(FillRecord(f.ts_ms, f.side.value, f.price, f.volume, f.funds, f.fee,
-                                         intent.reason, intent.intent_id, pf.krw,
-                                         pf.position(self.market).volume, f.market))
+        book_fill(self.portfolio, f, intent, self.fills)
         self._view = None
 
     def _on_result(self, intent: Intent, filled: Decimal, funds: Decimal, ts: int) -> None:
