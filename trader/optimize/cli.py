@@ -269,14 +269,17 @@ def run_local(args: argparse.Namespace) -> int:
     print(f"{ran} trials run in {wall:.1f} s wall, {cpu:.1f} s CPU; "
           f"study {spec.study_name} in {spec.storage}")
     try:
-        top = best(study)
+        top: dict | None = best(study)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        top = None
     if args.json:
-        doc = {"spec": spec.to_dict(), "best": {"params": top["params"], "value": top["value"]},
-               "best_trial": top["number"], "leaderboard": board, "trials": trials(study)}
+        doc = {"spec": spec.to_dict(),
+               "best": {"params": top["params"], "value": top["value"]} if top else None,
+               "best_trial": top["number"] if top else None, "leaderboard": board, "trials": trials(study)}
         _write(args.json, json.dumps(doc, ensure_ascii=False, indent=1))
+    if top is None:
+        return 1
     if args.best_yaml:
         _write(args.best_yaml,
                best_yaml_text(spec, top["params"], top["value"], f"best trial #{top['number']}"))
