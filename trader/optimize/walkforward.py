@@ -108,13 +108,14 @@ def windows(start_ms: int, end_ms: int, train_s: int, test_s: int, step_s: int,
 
 
 def data_period(spec: OptimizeSpec) -> tuple[int, int]:
-    """The spec's period in ms: --from/--to, else the data file's first candle to its last close."""
+    """The spec's period in ms: --from/--to as given (windows start on the user's dates), else the
+    data file's first candle open / last candle close."""
     lo, hi = period_ms(spec)
     mf = market_file(spec.data)
     ts = mf.frame["ts_ms"].to_numpy(np.int64)
     first = int(ts[0])
     last = int(ts[-1]) + (mf.interval_ms or 1)
-    return (first if lo is None else max(lo, first)), (last if hi is None else min(hi, last))
+    return (first if lo is None else lo), (last if hi is None else hi)
 
 
 def window_spec(spec: OptimizeSpec, w: Window) -> OptimizeSpec:
