@@ -68,7 +68,8 @@ def test_windows_equal_plain_backtests(tmp_path, anchored, capsys):
         assert dsr is None or 0.0 <= dsr <= 1.0
         equity *= 1 + r["out_of_sample"]["return_pct"] / 100
     # the out-of-sample results compound into one curve
-    assert doc["summary"]["out_of_sample_return_pct"] == pytest.approx((equity / 10_000_000 - 1) * 100, rel=1e-9)
+    chained = (equity / 10_000_000 - 1) * 100
+    assert doc["summary"]["out_of_sample_return_pct"] == pytest.approx(chained, rel=1e-9)
     assert math.isclose(doc["equity"]["krw"][-1], equity, rel_tol=1e-3)
     assert doc["equity"]["ts_ms"] == sorted(doc["equity"]["ts_ms"])
     assert set(doc["stability"]) == {p for p in yaml.safe_load(SPACE.read_text())["params"]}
