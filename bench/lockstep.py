@@ -10,7 +10,7 @@ the strategy act nor fill a resting order go by without a round trip each.
 1. demo.yaml over data/KRW-ETH_15m_2024.parquet, 2024-01-01T09:00 → 2024-01-22T09:00 KST (the demo)
 2. a limit-heavy month: demo.yaml with limit orders for entry, take-profit and max-hold (offset
    3 ticks, 900 s, reprice) over data/KRW-ETH_60m_2024.parquet, 2024-03-01 → 2024-04-01 KST
-Run: .venv/bin/python bench/lockstep.py [--only demo|month]
+Run: .venv/bin/python bench/lockstep.py [--only demo|month] [--no-band]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from trader.backtest.api import run_backtest  # noqa: E402
 from trader.compose import PaperSim, open_run, paper_venue, start_simulator  # noqa: E402
 from trader.config import load_settings  # noqa: E402
 from trader.fingerprint import fingerprint  # noqa: E402
+from trader.sim.lockstep import current_band  # noqa: E402
 from trader.strategy.config import parse_strategy  # noqa: E402
 
 DEMO = ROOT / "trader" / "strategy" / "examples" / "demo.yaml"
@@ -63,12 +64,21 @@ def _config(limit_orders: dict[str, Any] | None) -> Any:
     return parse_strategy(data, str(DEMO))
 
 
-async def _paper(config: Any, case: dict[str, Any], workdir: Path) -> dict[str, Any]:
+async def _paper(config: Any, case: dict[str, Any], workdir: Path, *, band: bool = True) -> dict[str, Any]:
     sim = start_simulator(PaperSim(market=config.market, data=case["data"], lockstep=True,
                                    start=case["start"], end=case["end"]), workdir)
     venue = paper_venue(sim.base_url, sim)
     run = await open_run(config, venue, f"sqlite:///{(workdir / 'paper.db').as_posix()}",
                          settings=load_settings(), lockstep=True, status_every_s=3600)
+    if not band:  # the protocol before fast-forward, for comparison: every trade waits for its ack
+        ack = run.ack
+
+        async def plain(tick: Any) -> None:
+            current_band.set(None)
+            await ack(tick)
+
+        run.loop.after_tick = plain
+        run.loop.tick_hook.coalesce = False
     try:
         t0, c0, s0 = time.perf_counter(), time.process_time(), _proc_cpu_s(sim.proc.pid)
         await run.run()
@@ -86,7 +96,7 @@ async def _paper(config: Any, case: dict[str, Any], workdir: Path) -> dict[str, 
             "acks": getattr(run.ack, "sent", 0), "limiter_s": run.rest.limiter.waited_s}
 
 
-def bench(name: str) -> None:
+def bench(name: str, band: bool = True) -> None:
     case = CASES[name]
     config = _config(case["limit_orders"])
     t0 = time.perf_counter()
@@ -94,11 +104,12 @@ def bench(name: str) -> None:
     bt_wall = time.perf_counter() - t0
     bt_fp = fingerprint(bt.output.fills)
     with tempfile.TemporaryDirectory(prefix="bench-lockstep-") as tmp:
-        p = asyncio.run(_paper(config, case, Path(tmp)))
+        p = asyncio.run(_paper(config, case, Path(tmp), band=band))
     gate = p["gate"]
     same = "yes" if p["fp"] == bt_fp else "NO"
+    mode = "" if band else " (no band: one ack per trade)"
     print(f"[{name}] {case['data'].name} {case['start']} -> {case['end']} KST, {p['ticks']:,} trades\n"
-          f"  lockstep paper: wall {p['wall']:.2f}s, {p['ticks'] / p['wall']:,.0f} trades/s "
+          f"  lockstep paper{mode}: wall {p['wall']:.2f}s, {p['ticks'] / p['wall']:,.0f} trades/s "
           f"(cpu: loop {p['cpu']:.2f}s, simulator {p['sim_cpu']:.2f}s; REST rate-limit waits "
           f"{p['limiter_s']:.1f}s) stop={p['stop']!r}\n"
           f"  simulator: {gate.get('passed', '?')} trades passed on a band, {gate.get('held', '?')} held "
@@ -110,10 +121,12 @@ def bench(name: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=sorted(CASES), help="run one case")
+    ap.add_argument("--no-band", action="store_true",
+                    help="for comparison: plain acks, so the simulator waits for every trade's ack")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     for name in [args.only] if args.only else list(CASES):
-        bench(name)
+        bench(name, band=not args.no_band)
 
 
 if __name__ == "__main__":
