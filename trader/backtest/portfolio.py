@@ -9,12 +9,16 @@ pass the risk gate (a refusal is recorded with its reason and reported to the st
 entry that filled nothing); exits are never blocked. Orders go through
 `trader.backtest.execution` — the execution policy the live order manager runs.
 
-Every trade goes through its strategy (no skipping across markets yet: the single-market skip
-needs one quiet band per market over a merged stream).
+Speed: as the single-market backtest, runs of trades that provably cannot trigger a rule nor fill
+a resting order are skipped in bulk — each market has its own quiet band (its strategy's `quiet`
+∩ the exchange's resting band, capped by the next limit deadline), the merged stream is scanned
+with numpy for the first trade outside its market's band, and the skipped trades are replayed
+into each market's engine and the exchange exactly (`skip=False` gives identical fills).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -24,7 +28,7 @@ from typing import Protocol
 import numpy as np
 
 from trader.backtest.execution import BacktestExecution
-from trader.backtest.runner import FillRecord, ProgressFn, book_fill
+from trader.backtest.records import MIN_SKIP, FillRecord, ProgressFn, book_fill
 from trader.domain import Fill, Intent, IntentKind, PositionView
 from trader.marketdata.synth import TradeArrays
 from trader.portfolio import Portfolio
@@ -67,6 +71,7 @@ class PortfolioRunOutput:
     final_volumes: dict[str, Decimal] = field(default_factory=dict)
     last_prices: dict[str, float] = field(default_factory=dict)
     max_open_seen: int = 0
+    processed: int = 0  # trades handled one by one (the rest were provably quiet)
     wall_s: float = 0.0
 
 
@@ -90,8 +95,9 @@ class PortfolioBacktest:
     def __init__(self, configs: dict[str, StrategyConfig], trades: dict[str, TradeArrays], *,
                  krw: Decimal = Decimal(10_000_000), seed: int = 0, gate: Gate | None = None,
                  risk_view: Callable[[PortfolioBacktest, int], object] | None = None,
-                 progress: ProgressFn | None = None) -> None:
+                 progress: ProgressFn | None = None, skip: bool = True) -> None:
         self.markets = list(configs)
+        self.skip = skip
         self.trades = trades
         self.krw = Decimal(krw)
         self.exchange = Exchange(krw=self.krw, markets=self.markets, seed=seed)
@@ -171,39 +177,108 @@ class PortfolioBacktest:
             self.refusals.append(Refusal(ts, market, reason))
 
     # ---- the loop ------------------------------------------------------------------------------------
+    def _bands(self) -> tuple[list[float], list[float], float]:
+        """Per market (in listed order) the quiet band (lo, hi) — the strategy's `quiet` promise
+        intersected with the exchange's resting band — and one `until` for all: the earliest of the
+        markets' `until`s and the next limit deadline (the single-market backtest's skip rule)."""
+        ex, execution = self.exchange, self.execution
+        los, his, until = [], [], math.inf
+        for m in self.markets:
+            lo, hi, u = self.engines[m].quiet(self._views.get(m) or self.view(m))
+            if execution.resting:
+                rb_lo, rb_hi = ex.resting_band(m)
+                lo, hi = max(lo, rb_lo), min(hi, rb_hi)
+                u = min(u, execution.next_deadline_ms)
+            los.append(lo)
+            his.append(hi)
+            until = min(until, u)
+        return los, his, until
+
+    @staticmethod
+    def _scan(ts: np.ndarray, px: np.ndarray, mk: np.ndarray, i: int,
+              bands: tuple[list[float], list[float], float]) -> int:
+        """First index ≥ i whose trade leaves its market's band, or whose time reaches `until`."""
+        lo, hi, until = bands
+        n = px.shape[0]
+        # an int key: a float one would make numpy convert the whole int64 array on every call
+        stop = n if until == math.inf else int(np.searchsorted(ts, math.ceil(until), side="left"))
+        single = len(lo) == 1
+        lo0, hi0 = lo[0], hi[0]
+        if not (single or i >= stop):
+            lo_a, hi_a = np.array(lo), np.array(hi)
+        elif single and i < stop and not lo0 < px[i] < hi0:
+            return i  # the common case of a failed attempt: no array work at all
+        k, step = i, 512
+        while k < stop:
+            end = min(stop, k + step)
+            seg = px[k:end]
+            if single:
+                out = np.flatnonzero((seg <= lo0) | (seg >= hi0))
+            else:
+                m = mk[k:end]
+                out = np.flatnonzero((seg <= lo_a[m]) | (seg >= hi_a[m]))
+            if out.shape[0]:
+                return k + int(out[0])
+            k = end
+            step *= 4
+        return stop
+
+    def _skip(self, ts: np.ndarray, px: np.ndarray, vol: np.ndarray, mk: np.ndarray, i: int, j: int) -> None:
+        """Replay the quiet trades [i, j) into every market's engine and the exchange exactly."""
+        run = mk[i:j]
+        for k, market in enumerate(self.markets):
+            idx = np.flatnonzero(run == k)
+            if idx.shape[0] == 0:
+                continue
+            idx += i
+            self.engines[market].advance(ts[idx], px[idx])
+            last = int(idx[-1])
+            self.exchange.replay_quiet_trades(market, int(ts[last]), vol[idx].tolist(), float(px[last]))
+            self.last_prices[market] = float(px[last])
+
     def run(self) -> PortfolioRunOutput:
         started = time.perf_counter()
         ts_a, px_a, vol_a, bid_a, mk_a = merge_trades(self.trades)
         n = len(ts_a)
-        ts_l, px_l, vol_l = ts_a.tolist(), px_a.tolist(), vol_a.tolist()
-        bid_l, mk_l = bid_a.tolist(), mk_a.tolist()
         names = self.markets
         engines = [self.engines[m] for m in names]
         ex, execution, views = self.exchange, self.execution, self._views
         on_trade = ex.on_trade
         last = self.last_prices
         progress, next_progress = self.progress, 0
-        for i in range(n):
+        i = no_skip_until = processed = 0
+        while i < n:
             if progress is not None and i >= next_progress:
                 progress(i, n)
                 next_progress = i + 200_000
-            k = mk_l[i]
+            if self.skip and i >= no_skip_until and len(last) == len(names):
+                j = self._scan(ts_a, px_a, mk_a, i, self._bands())
+                if j - i >= MIN_SKIP:
+                    self._skip(ts_a, px_a, vol_a, mk_a, i, j)
+                    i = j
+                    continue
+                no_skip_until = j  # those trades are handled one by one below
+            k = int(mk_a[i])
             market = names[k]
-            t, p = ts_l[i], px_l[i]
+            t, p = int(ts_a[i]), float(px_a[i])
             last[market] = p
-            fills = on_trade(market, t, p, vol_l[i], bid_l[i])
+            processed += 1
+            # the lockstep loop's order: fills, timeouts, then the strategy, then its orders
+            fills = on_trade(market, t, p, float(vol_a[i]), bool(bid_a[i]))
             if fills:
                 execution.on_trade_fills(fills, t)
             if execution.resting:
                 execution.on_market_time(t, market, p)
-            view = views.get(market) or self.view(market)
-            intents = engines[k].on_price(t, p, view)
+            intents = engines[k].on_price(t, p, views.get(market) or self.view(market))
             for intent in intents:
                 if execution.in_flight(intent.intent_id):
                     continue  # re-emitted while its limit order rests: already in hand
                 admitted = self._admit(intent, t)
                 if admitted is not None:
                     execution.submit(admitted, t, p)
+            if intents or fills:
+                no_skip_until = 0
+            i += 1
         if progress is not None:
             progress(n, n)
         pf = self.portfolio
@@ -211,5 +286,5 @@ class PortfolioBacktest:
             markets=list(names), krw_start=self.krw, fills=self.fills, ticks=n, refusals=self.refusals,
             rejected=execution.rejected, final_krw=pf.krw,
             final_volumes={m: pf.position(m).volume for m in names}, last_prices=dict(last),
-            max_open_seen=self.max_open_seen, wall_s=time.perf_counter() - started,
+            max_open_seen=self.max_open_seen, processed=processed, wall_s=time.perf_counter() - started,
         )

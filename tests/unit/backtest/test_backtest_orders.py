@@ -98,7 +98,6 @@ def test_exchange_and_ledger_agree_at_the_end():
 
 
 def test_replaying_quiet_trades_leaves_the_exchange_as_feeding_them_one_by_one():
-    from trader.backtest.runner import _replay_exchange
     from trader.sim.matching import Exchange
 
     ts = [1_704_067_200_000 + i * 700 for i in range(50)]
@@ -109,7 +108,7 @@ def test_replaying_quiet_trades_leaves_the_exchange_as_feeding_them_one_by_one()
     for t, p, v in zip(ts, px, vol, strict=True):
         one.on_trade("KRW-BTC", t, p, v, True)
     bulk.on_trade("KRW-BTC", ts[0], px[0], vol[0], True)
-    _replay_exchange(bulk, "KRW-BTC", ts[-1], vol[1:], px[-1])
+    bulk.replay_quiet_trades("KRW-BTC", ts[-1], vol[1:], px[-1])
     assert one.last_price("KRW-BTC") == bulk.last_price("KRW-BTC")
     assert one.clock_ms == bulk.clock_ms
     assert one.orderbook_units("KRW-BTC") == bulk.orderbook_units("KRW-BTC")  # sizes scale with volume
