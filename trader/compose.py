@@ -328,6 +328,7 @@ async def open_run(
     from trader.portfolio import Portfolio
     from trader.storage.db import Database
     from trader.storage.repository import Repository
+    from trader.upbit.ratelimit import Unpaced
     from trader.upbit.rest import UpbitRestClient
 
     if lockstep and not venue.paper:
@@ -342,7 +343,11 @@ async def open_run(
         raise
     repo = Repository(db)
     direct = bool(direct_orders or settings.direct_orders)
-    rest = UpbitRestClient(*venue.keys, venue.rest_url, direct_orders=direct)
+    # lockstep compresses days of market time into seconds of wall time and its simulator limits
+    # nothing (`sim --lockstep`): pacing requests by Upbit's per-second limits would only pace the
+    # replay. Live and free-running paper keep the limits.
+    limiter = Unpaced() if lockstep and venue.paper else None
+    rest = UpbitRestClient(*venue.keys, venue.rest_url, direct_orders=direct, limiter=limiter)
     public, private = trading_streams(config.market, venue.ws_url, venue.private_ws_url, venue.keys, rest)
     ack = None
     if lockstep:

@@ -21,3 +21,23 @@ def test_limits_on_count_down_to_zero_then_refuse() -> None:
     limit = GROUP_LIMITS["default"][0]
     last = [limiter.check("default", "127.0.0.1") for _ in range(limit)][-1]
     assert last.endswith("sec=0")
+
+
+async def test_a_lockstep_client_is_not_paced_by_the_window_but_a_429_still_closes_the_group() -> None:
+    from trader.upbit.ratelimit import RemainingReq, Unpaced
+
+    now = [0.0]
+    slept: list[float] = []
+
+    async def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    limiter = Unpaced(clock=lambda: now[0], sleep=sleep)
+    for _ in range(500):  # far past Upbit's 30 per second, in no time at all
+        await limiter.acquire("default")
+        limiter.observe(RemainingReq("default", 1800, 0))
+    assert slept == [] and limiter.waited_s == 0.0
+    limiter.block("default", 2.0)  # the server answered 429
+    await limiter.acquire("default")
+    assert slept == [2.0]

@@ -42,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--paused", action="store_true", help="start with the feed paused (see /_sim/resume)")
     p.add_argument("--lockstep", action="store_true",
                    help="apply one trade, then wait for the client's POST /_sim/ack before the next "
-                        "(paper runs then fill exactly as the backtest does)")
+                        "(paper runs then fill exactly as the backtest does); market time then runs far "
+                        "faster than wall time, so Upbit's per-second request limits are off")
     p.add_argument("--ack-timeout-s", type=float, default=10.0,
                    help="lockstep: release the feed when no ack came within this time")
     p.add_argument("--no-rate-limit", action="store_true",
@@ -72,7 +73,10 @@ def run(args: argparse.Namespace) -> int:
     from trader.marketdata.candles import MarketDataError
     from trader.sim.app import DEFAULT_DATA, SimConfig, Simulator
 
-    no_limit = args.no_rate_limit or os.environ.get("TRADER_SIM_NO_RATE_LIMIT", "") in ("1", "true")
+    # lockstep compresses days of market time into seconds: a wall-clock request limit would pace
+    # the replay (a month of limit orders waited 25 s for it) and means nothing there
+    no_limit = (args.no_rate_limit or args.lockstep
+                or os.environ.get("TRADER_SIM_NO_RATE_LIMIT", "") in ("1", "true"))
     cfg = SimConfig(host=args.host, port=args.port, data=Path(args.data) if args.data else DEFAULT_DATA,
                     speed=args.speed, krw=args.krw, access_key=args.access_key, secret_key=args.secret_key,
                     seed=args.seed, strict=args.strict, market=args.market,

@@ -148,3 +148,21 @@ class RateLimiter:
     def block_all(self, seconds: float) -> None:
         """Close every group for `seconds` (418: the IP/account is blocked)."""
         self._all_blocked_until = max(self._all_blocked_until, self._clock() + seconds)
+
+
+class Unpaced(RateLimiter):
+    """A limiter that never waits and ignores the server's counts: for a lockstep replay, where
+    days of market time pass in seconds and the simulator limits nothing. 429/418 still close a
+    group (the server said so)."""
+
+    def delay(self, group: str) -> float:
+        now = self._clock()
+        return max(max(self._blocked_until.get(group, 0.0), self._all_blocked_until) - now, 0.0)
+
+    async def acquire(self, group: str) -> None:
+        while (wait := self.delay(group)) > 0:
+            self.waited_s += wait
+            await self._sleep(wait)
+
+    def observe(self, remaining: RemainingReq | None) -> None:
+        return None
