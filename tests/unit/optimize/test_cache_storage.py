@@ -45,7 +45,13 @@ def test_second_load_does_not_synthesize(counted, tmp_path):
     cache.cached_trades(DATA, seed=4, ticks_per_candle=8, cache_dir=tmp_path)
     cache.cached_trades(DATA, seed=3, ticks_per_candle=6, cache_dir=tmp_path)
     assert len(counted) == 3
-    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 3
+    assert len([p for p in tmp_path.iterdir() if p.is_dir() and "-seed" in p.name]) == 3
+    # the loaded candles are cached too, and read back equal to loading the file
+    frames = [p for p in tmp_path.iterdir() if "-frame-" in p.name]
+    assert len(frames) == 1
+    cache.forget()
+    mf = cache.market_file(DATA, tmp_path)
+    assert mf.frame.equals(load_candles(DATA)) and mf.interval_ms == 3_600_000
 
 
 def test_product_database_is_refused(monkeypatch, tmp_path):
