@@ -22,6 +22,7 @@ from trader.fingerprint import fill_line, fingerprint
 from trader.marketdata.candles import load_frame, slice_time
 from trader.sim.lockstep import LockstepAck
 from trader.sim.server import SimulatorThread
+from trader.upbit.ratelimit import Unpaced
 
 ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT / "data" / "KRW-ETH_15m_2024.parquet"
@@ -83,6 +84,7 @@ async def _paper(config: Any, data: Path, db: Path) -> list[Any]:
                          lockstep=True, rate_limit=False) as sim:
         last_ts = int(sim.sim.feed.trades.ts_ms[-1])
         rig = LoopRig(sim, config, db, stop_at_ms=last_ts, status_every_s=3600, shutdown_grace_s=0.5)
+        rig.rest.limiter = Unpaced()  # as the composition root gives a lockstep run
         ack = LockstepAck(rig.public, sim.base_url)
         rig.loop.after_tick = ack
         async with rig:
