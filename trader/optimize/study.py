@@ -6,10 +6,11 @@ when several machines share one study), never in the product's database: Optuna 
 product's database is refused. The sampler is TPE seeded with the spec's seed; the strategy as
 given is enqueued as trial 0 so that the user sees whether the search beat it.
 
-Reproducibility: one worker (`run_worker(spec, n)` with worker=0) with the same seed proposes the
-same trials in the same order and so finds the same best parameters. With several workers each
-samples with seed + worker index and they share the finished trials through the storage in
-whatever order they finish, so the trials (and possibly the best) can differ run to run.
+Reproducibility: one worker (`run_worker(spec, n)` with worker=0, on a new study) with the same
+seed proposes the same trials in the same order and so finds the same best parameters. With
+several workers each batch samples with its own seed (worker index, trials done) and they share
+the finished trials through the storage in whatever order they finish, so the trials (and
+possibly the best) can differ run to run.
 """
 
 from __future__ import annotations
@@ -186,14 +187,21 @@ def run_worker(spec: OptimizeSpec, n_trials: int, *, worker: int = 0,
     """Run up to `n_trials` more trials of the spec's study (created first by `create_study`).
 
     Stops early once the study has `spec.trials` finished (complete or pruned) trials, counted
-    over every worker. `worker` offsets the sampler's seed so that parallel workers do not propose
-    the same points. Returns how many trials this call ran.
+    over every worker. `worker` (and the number of trials already finished) offsets the sampler's
+    seed so that parallel workers and later batches do not propose the same points. Returns how
+    many trials this call ran.
     """
     space = check_spec(spec)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    probe = optuna.load_study(study_name=spec.study_name, storage=spec.storage)
+    done = finished(probe)
+    # a batch's sampler seed: the spec's for the first batch of worker 0 (so one worker run from
+    # an empty study is reproducible), distinct for every other worker and later batch (two
+    # batches seeded alike would propose the same random start-up points)
+    seed = spec.seed + worker * 1_000_003 + done
     study = optuna.load_study(study_name=spec.study_name, storage=spec.storage,
-                              sampler=optuna.samplers.TPESampler(seed=spec.seed + worker))
-    remaining = spec.trials - finished(study)
+                              sampler=optuna.samplers.TPESampler(seed=seed))
+    remaining = spec.trials - done
     if remaining <= 0 or n_trials <= 0:
         return 0
     ran = 0

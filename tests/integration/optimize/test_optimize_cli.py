@@ -130,3 +130,20 @@ def test_without_local_needs_the_flow_or_says_so(tmp_path, capsys, monkeypatch):
     code = main(["optimize", *FILES, "--trials", "3", "--seed", "0"])
     assert code == 2
     assert "flows/optimize.py" in capsys.readouterr().err
+
+
+def test_later_batches_and_other_workers_do_not_repeat_points(tmp_path):
+    from trader.optimize.study import OptimizeSpec, create_study, run_worker, trials
+
+    spec = OptimizeSpec(yaml.safe_load(STRATEGY.read_text(encoding="utf-8")),
+                        yaml.safe_load(SPACE.read_text(encoding="utf-8")), str(DATA),
+                        "2024-01-01", "2024-01-08", seed=4, min_trades=0, trials=10,
+                        storage=f"sqlite:///{tmp_path}/batches.db", study_name="batches")
+    create_study(spec)
+    assert run_worker(spec, 3) == 3
+    assert run_worker(spec, 3) == 3  # a second batch of the same worker
+    assert run_worker(spec, 3, worker=1) == 3
+    assert run_worker(spec, 3, worker=1) == 1  # the study stops at spec.trials
+    points = [tuple(sorted(t["params"].items())) for t in trials(create_study(spec))]
+    assert len(points) == 10
+    assert len(set(points)) == 10
