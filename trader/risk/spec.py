@@ -31,7 +31,8 @@ def check_fraction(v: object) -> object:
     if isinstance(v, bool):
         raise ValueError("should be a fraction such as 0.05, not true/false")
     if isinstance(v, int | float | Decimal) and 1 < v <= 100:
-        raise ValueError(f"{v} looks like a percent: write {Decimal(str(v)) / 100} for {v} %")
+        percent = Decimal(str(v)).normalize()
+        raise ValueError(f"{percent:f} looks like a percent: write {percent / 100:f} for {percent:f} %")
     return v
 
 
