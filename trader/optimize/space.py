@@ -19,13 +19,8 @@ A range whose low, high (and step) are all integers is an integer range, otherwi
 
 from __future__ import annotations
 
-import ast
-import copy
-import itertools
 import math
-import operator
 import random
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,13 +29,16 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
+from trader.optimize.constraints import compile_constraint, evaluate_constraint
+from trader.optimize.paths import apply, get_path, parse_path
 from trader.strategy.config import StrategyConfig
+
+__all__ = ["Param", "Space", "SpaceError", "apply", "base_values", "get_path", "load_space", "parse_path",
+           "satisfied", "suggest"]
 
 if TYPE_CHECKING:
     import optuna
 
-_SEGMENT_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
-_INDEX_RE = re.compile(r"\[(\d+)\]")
 SAMPLE_CHECKS = 2000  # random points tried to show that the constraints can be met
 
 
@@ -96,71 +94,7 @@ class Space:
         raise KeyError(path)
 
 
-# ---------------------------------------------------------------------------------- paths
-def parse_path(path: str) -> list[str | int]:
-    """'exits.take_profit[0].gain' → ['exits', 'take_profit', 0, 'gain']."""
-    if not isinstance(path, str) or not path:
-        raise ValueError("empty path")
-    keys: list[str | int] = []
-    for part in path.split("."):
-        m = _SEGMENT_RE.fullmatch(part)
-        if not m:
-            raise ValueError(f"bad path segment {part!r} (use names, dots and [index])")
-        keys.append(m.group(1))
-        keys.extend(int(i) for i in _INDEX_RE.findall(m.group(2)))
-    return keys
-
-
-def get_path(data: Any, path: str) -> Any:
-    """The value at a dotted path; KeyError/IndexError when it is not there."""
-    node = data
-    for key in parse_path(path):
-        if isinstance(key, int):
-            if not isinstance(node, list):
-                raise KeyError(path)
-            node = node[key]
-        else:
-            if not isinstance(node, Mapping) or key not in node:
-                raise KeyError(path)
-            node = node[key]
-    return node
-
-
-def _set_path(data: dict, path: str, value: Any) -> None:
-    keys = parse_path(path)
-    node: Any = data
-    for key, nxt in itertools.pairwise(keys):
-        if isinstance(key, int):
-            if not isinstance(node, list) or key >= len(node):
-                raise KeyError(f"{path}: index [{key}] is past the end of the list")
-            if node[key] is None:
-                node[key] = [] if isinstance(nxt, int) else {}
-            node = node[key]
-        else:
-            if not isinstance(node, dict):
-                raise KeyError(f"{path}: {key!r} is not inside a mapping")
-            if node.get(key) is None:  # a rule the strategy leaves out: the tuned field adds it
-                node[key] = [] if isinstance(nxt, int) else {}
-            node = node[key]
-    last = keys[-1]
-    if isinstance(last, int):
-        if not isinstance(node, list) or last >= len(node):
-            raise KeyError(f"{path}: index [{last}] is past the end of the list")
-        node[last] = value
-    else:
-        if not isinstance(node, dict):
-            raise KeyError(f"{path}: {last!r} is not inside a mapping")
-        node[last] = value
-
-
-def apply(base_strategy: dict, params: dict[str, Any]) -> dict:
-    """A copy of the strategy mapping with each dotted path set to its value (the base is kept)."""
-    out = copy.deepcopy(base_strategy)
-    for path, value in params.items():
-        _set_path(out, path, value)
-    return out
-
-
+# ---------------------------------------------------------------------------------- values
 def base_values(space: Space, base_strategy: dict) -> dict[str, Any]:
     """The strategy's own value of every tuned path that it sets (trial 0 of a study)."""
     out = {}
@@ -174,97 +108,13 @@ def base_values(space: Space, base_strategy: dict) -> dict[str, Any]:
     return out
 
 
-# ---------------------------------------------------------------------------------- constraints
-_CMP = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
-        ast.Eq: operator.eq, ast.NotEq: operator.ne}
-_BIN = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
-
-
-def _node_path(node: ast.AST) -> str | None:
-    """The dotted path an Attribute/Subscript/Name chain spells, or None."""
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        inner = _node_path(node.value)
-        return None if inner is None else f"{inner}.{node.attr}"
-    if isinstance(node, ast.Subscript):
-        inner = _node_path(node.value)
-        idx = node.slice
-        if inner is None or not (isinstance(idx, ast.Constant) and type(idx.value) is int):
-            return None
-        return f"{inner}[{idx.value}]"
-    return None
-
-
-def _check_expr(node: ast.AST, paths: list[str]) -> None:
-    """Allow only comparisons, boolean logic, arithmetic, numbers and paths."""
-    path = _node_path(node)
-    if path is not None:
-        paths.append(path)
-        return
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and \
-            not isinstance(node.value, bool):
-        return
-    if isinstance(node, ast.Compare) and all(type(op) in _CMP for op in node.ops):
-        for child in [node.left, *node.comparators]:
-            _check_expr(child, paths)
-        return
-    if isinstance(node, ast.BoolOp):
-        for child in node.values:
-            _check_expr(child, paths)
-        return
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not | ast.USub | ast.UAdd):
-        _check_expr(node.operand, paths)
-        return
-    if isinstance(node, ast.BinOp) and type(node.op) in _BIN:
-        _check_expr(node.left, paths)
-        _check_expr(node.right, paths)
-        return
-    raise ValueError(f"unsupported expression {ast.unparse(node)!r} (use paths, numbers, "
-                     "comparisons, and/or/not, + - * /)")
-
-
-def _eval(node: ast.AST, values: Mapping[str, Any]) -> Any:
-    path = _node_path(node)
-    if path is not None:
-        return values[path]
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Compare):
-        left = _eval(node.left, values)
-        for op, comp in zip(node.ops, node.comparators, strict=True):
-            right = _eval(comp, values)
-            if not _CMP[type(op)](left, right):
-                return False
-            left = right
-        return True
-    if isinstance(node, ast.BoolOp):
-        results = (_eval(v, values) for v in node.values)
-        return all(results) if isinstance(node.op, ast.And) else any(results)
-    if isinstance(node, ast.UnaryOp):
-        v = _eval(node.operand, values)
-        return (not v) if isinstance(node.op, ast.Not) else (-v if isinstance(node.op, ast.USub) else v)
-    if isinstance(node, ast.BinOp):
-        return _BIN[type(node.op)](_eval(node.left, values), _eval(node.right, values))
-    raise ValueError(ast.unparse(node))
-
-
-def _compile(expr: str) -> tuple[ast.Expression, list[str]]:
-    tree = ast.parse(expr.strip(), mode="eval")
-    paths: list[str] = []
-    _check_expr(tree.body, paths)
-    for p in paths:
-        parse_path(p)
-    return tree, paths
-
-
 def satisfied(space: Space, params: dict, base_strategy: dict | None = None) -> bool:
     """True when every constraint holds for these values (untuned paths from the strategy)."""
     if not space.constraints:
         return True
     values: dict[str, Any] = {}
     for expr in space.constraints:
-        tree, paths = _compile(expr)
+        tree, paths = compile_constraint(expr)
         for p in paths:
             if p in params:
                 values[p] = params[p]
@@ -273,7 +123,7 @@ def satisfied(space: Space, params: dict, base_strategy: dict | None = None) -> 
             else:
                 raise KeyError(f"constraint {expr!r} needs {p}, which is not tuned")
         try:
-            if not _eval(tree.body, values):
+            if not evaluate_constraint(tree.body, values):
                 return False
         except ZeroDivisionError:
             return False
@@ -417,7 +267,7 @@ def load_space(path_or_dict: str | Path | Mapping, base_strategy: dict) -> Space
         if not isinstance(expr, str):
             raise SpaceError(f"{entry}: must be an expression string, got {expr!r}")
         try:
-            _, paths = _compile(expr)
+            _, paths = compile_constraint(expr)
         except (SyntaxError, ValueError) as exc:
             raise SpaceError(f"{entry}: cannot parse {expr!r}: {exc}") from None
         for p in paths:
