@@ -140,12 +140,27 @@ def _prepare_storage(storage: str) -> None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
+SQLITE_BUSY_S = 60  # SQLite: a worker waits this long for another's write lock instead of failing
+_STORAGES: dict[str, optuna.storages.RDBStorage] = {}
+
+
+def storage_of(spec: OptimizeSpec) -> optuna.storages.RDBStorage:
+    """The spec's RDB storage, once per process (several workers may share one SQLite file)."""
+    url = spec.storage
+    if url not in _STORAGES:
+        _prepare_storage(url)
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            kwargs = {"connect_args": {"timeout": SQLITE_BUSY_S}}
+        _STORAGES[url] = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    return _STORAGES[url]
+
+
 def create_study(spec: OptimizeSpec) -> optuna.Study:
     """Create (or open) the study; a new one gets the strategy as given as trial 0."""
     space = check_spec(spec)
-    _prepare_storage(spec.storage)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(storage=spec.storage, study_name=spec.study_name,
+    study = optuna.create_study(storage=storage_of(spec), study_name=spec.study_name,
                                 sampler=optuna.samplers.TPESampler(seed=spec.seed),
                                 direction="maximize", load_if_exists=True)
     if not study.trials:
@@ -175,7 +190,7 @@ def _objective(spec: OptimizeSpec, space: Space) -> Callable[[optuna.Trial], flo
 
 def load_study(spec: OptimizeSpec) -> optuna.Study:
     """The spec's existing study (no sampler: for reading results)."""
-    return optuna.load_study(study_name=spec.study_name, storage=spec.storage)
+    return optuna.load_study(study_name=spec.study_name, storage=storage_of(spec))
 
 
 def finished(study: optuna.Study) -> int:
@@ -193,13 +208,13 @@ def run_worker(spec: OptimizeSpec, n_trials: int, *, worker: int = 0,
     """
     space = check_spec(spec)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    probe = optuna.load_study(study_name=spec.study_name, storage=spec.storage)
+    probe = optuna.load_study(study_name=spec.study_name, storage=storage_of(spec))
     done = finished(probe)
     # a batch's sampler seed: the spec's for the first batch of worker 0 (so one worker run from
     # an empty study is reproducible), distinct for every other worker and later batch (two
     # batches seeded alike would propose the same random start-up points)
     seed = spec.seed + worker * 1_000_003 + done
-    study = optuna.load_study(study_name=spec.study_name, storage=spec.storage,
+    study = optuna.load_study(study_name=spec.study_name, storage=storage_of(spec),
                               sampler=optuna.samplers.TPESampler(seed=seed))
     remaining = spec.trials - done
     if remaining <= 0 or n_trials <= 0:
