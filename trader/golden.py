@@ -5,7 +5,8 @@ Each strategy in trader/strategy/examples/*.yaml runs, with its `market` replace
 (the file name's prefix: KRW-ETH_15m_2024.parquet → KRW-ETH), over each whole data/*.parquet file
 with `run_backtest`'s default settings. The figures kept per pair are the fingerprint (first 16
 hex of trader/fingerprint.py's digest), the round trips, the fills and the final equity in whole
-KRW; they live in tests/golden/results.json (sorted keys, two-space indent). A change of results
+KRW; every shipped portfolio file (examples/portfolio*.yaml) on data/portfolio/ is pinned the same
+way. They live in tests/golden/results.json (sorted keys, two-space indent). A change of results
 that is intended is committed with the regenerated file and says why they moved.
 """
 
@@ -71,8 +72,32 @@ def compute(strategy: Path, data: Path) -> Entry:
             "equity_end_krw": round(s["equity_end"])}
 
 
+PORTFOLIO_DATA_DIR = DATA_DIR / "portfolio"
+
+
+def portfolio_pairs() -> dict[str, tuple[Path, Path]]:
+    """Every shipped portfolio file (examples/portfolio*.yaml) on the shipped portfolio data."""
+    return {f"{p.name} on {PORTFOLIO_DATA_DIR.name}/": (p, PORTFOLIO_DATA_DIR)
+            for p in sorted(STRATEGY_DIR.glob("portfolio*.yaml"))}
+
+
+def compute_portfolio(portfolio: Path, data_dir: Path) -> Entry:
+    """Backtest one portfolio over its data folder (whole files) and return its pinned figures."""
+    from decimal import Decimal
+
+    from trader.backtest.portfolio_api import run_portfolio_backtest
+
+    res = run_portfolio_backtest(portfolio, data_dir, krw=Decimal(SETTINGS["krw"]), seed=SETTINGS["seed"],
+                                 ticks_per_candle=SETTINGS["ticks_per_candle"])
+    s = res.summary
+    return {"fingerprint": s["fingerprint"][:16], "trades": int(s["trades"]), "fills": int(s["fills"]),
+            "equity_end_krw": round(s["equity_end"])}
+
+
 def compute_all() -> dict[str, Entry]:
-    return {key: compute(strategy, data) for key, (strategy, data) in pairs().items()}
+    out = {key: compute(strategy, data) for key, (strategy, data) in pairs().items()}
+    out.update({key: compute_portfolio(p, d) for key, (p, d) in portfolio_pairs().items()})
+    return out
 
 
 def render(results: dict[str, Entry]) -> str:

@@ -123,7 +123,10 @@ def run_portfolio_backtest(portfolio: str | Path | Any, data_dir: str | Path, *,
     from trader.risk import RiskGate
 
     spec = portfolio if isinstance(portfolio, PortfolioSpec) else load_portfolio(portfolio)
-    markets = spec.static_markets()
+    if spec.is_dynamic:
+        raise MarketDataError(f"{spec.source}: markets: a dynamic selection needs live quotes; list the "
+                              "markets to backtest (markets: [KRW-BTC, KRW-ETH, ...])")
+    markets = list(spec.markets)
     files = find_data_files(data_dir, markets)
     trades: dict[str, TradeArrays] = {}
     closes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -159,7 +162,7 @@ def run_portfolio_backtest(portfolio: str | Path | Any, data_dir: str | Path, *,
                   day_equity=step_at(marks.ts, equity, day_boundaries(start_ms, end_ms), k0))
     st, risk = fig.trades, fig.risk
     summary = {
-        "portfolio": str(getattr(spec, "source", "")), "markets": {},
+        "portfolio": spec.name, "source": spec.source, "markets": {},
         "from": kst(start_ms), "to": kst(end_ms), "ticks": out.ticks,
         "krw_start": k0, "equity_end": end_equity, "return_pct": fig.return_pct,
         "max_drawdown_pct": fig.max_drawdown_pct,

@@ -43,6 +43,8 @@ def test_pairs_cover_every_shipped_strategy_and_data_file():
     assert {"default.yaml", "demo.yaml"} <= set(strategies)
     assert sorted(golden.pairs()) == sorted(f"{s} on {d}" for s in strategies for d in data)
     assert golden.market_of(golden.DATA_DIR / "KRW-ETH_15m_2024.parquet") == "KRW-ETH"
+    # the shipped portfolio is pinned too, on the shipped multi-market data
+    assert "portfolio.yaml on portfolio/" in golden.portfolio_pairs()
 
 
 def test_the_command_exits_1_on_a_difference_and_update_rewrites(tmp_path, capsys, monkeypatch):
