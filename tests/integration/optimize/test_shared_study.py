@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
+import uuid
 from pathlib import Path
 
+import optuna
 import pytest
 import sqlalchemy as sa
 import yaml
@@ -67,8 +69,11 @@ def optuna_pg(pg_url: str) -> str:
 
 def test_postgresql_study_shared_by_two_processes(optuna_pg, tmp_path, monkeypatch):
     monkeypatch.setenv("TRADER_VAR_DIR", str(tmp_path / "var"))
-    spec = _spec(optuna_pg, f"shared-{tmp_path.name}")
-    _check(spec, _two_processes(spec, tmp_path / "var"))
+    spec = _spec(optuna_pg, f"shared-{uuid.uuid4().hex}")  # the database outlives the test
+    try:
+        _check(spec, _two_processes(spec, tmp_path / "var"))
+    finally:
+        optuna.delete_study(study_name=spec.study_name, storage=optuna_pg)
 
 
 def test_sqlite_study_shared_by_two_processes(tmp_path, monkeypatch):
