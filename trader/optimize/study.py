@@ -4,7 +4,10 @@ A study lives in Optuna's RDB storage (`sqlite:///var/optuna.db` by default; a P
 when several machines share one study), never in the product's database: Optuna brings its own
 `alembic_version` table and the product's migrations then fail, so a storage URL naming the
 product's database is refused. The sampler is TPE seeded with the spec's seed; the strategy as
-given is enqueued as trial 0 so that the user sees whether the search beat it.
+given is enqueued as trial 0 so that the user sees whether the search beat it. A trial whose
+point was already run (stepped and categorical spaces are small) reuses that result instead of
+backtesting again (`repeat_of`); one with unmet constraints, an invalid strategy or too few
+trades is pruned.
 
 Reproducibility: one worker (`run_worker(spec, n)` with worker=0, on a new study) with the same
 seed proposes the same trials in the same order and so finds the same best parameters. With
@@ -169,6 +172,14 @@ def create_study(spec: OptimizeSpec) -> optuna.Study:
     return study
 
 
+def _same_point(study: optuna.Study, params: dict, number: int) -> FrozenTrial | None:
+    """An earlier finished trial of exactly these parameters (a backtest is deterministic)."""
+    for t in study.get_trials(deepcopy=False, states=FINISHED):
+        if t.number != number and t.user_attrs.get("params") == params and "repeat_of" not in t.user_attrs:
+            return t
+    return None
+
+
 def _objective(spec: OptimizeSpec, space: Space) -> Callable[[optuna.Trial], float]:
     def run(trial: optuna.Trial) -> float:
         params = suggest(trial, space)
@@ -177,6 +188,15 @@ def _objective(spec: OptimizeSpec, space: Space) -> Callable[[optuna.Trial], flo
             trial.set_user_attr("reason", "constraints not met")
             raise optuna.TrialPruned()
         trial.set_user_attr("params", params)  # the values evaluated (stepped floats rounded)
+        prior = _same_point(trial.study, params, trial.number)
+        if prior is not None:  # the sampler came back to a point already run: same engine, same result
+            trial.set_user_attr("repeat_of", prior.number)
+            for key in ("trades", "figures", "reason"):
+                if key in prior.user_attrs:
+                    trial.set_user_attr(key, prior.user_attrs[key])
+            if prior.state == TrialState.COMPLETE and prior.value is not None:
+                return prior.value
+            raise optuna.TrialPruned()
         ev = evaluate(spec, params)
         trial.set_user_attr("trades", ev.trades)
         trial.set_user_attr("figures", kept(ev.summary))
@@ -237,7 +257,7 @@ def trial_row(t: FrozenTrial) -> dict[str, Any]:
     params = dict(t.user_attrs.get("params") or t.params)
     return {"number": t.number, "state": t.state.name.lower(), "value": t.value, "params": params,
             "trades": t.user_attrs.get("trades", 0), "as_given": bool(t.user_attrs.get("as_given")),
-            "reason": t.user_attrs.get("reason"),
+            "reason": t.user_attrs.get("reason"), "repeat_of": t.user_attrs.get("repeat_of"),
             **{k: fig.get(k) for k in ("return_pct", "max_drawdown_pct", "sharpe", "fingerprint")}}
 
 

@@ -147,3 +147,29 @@ def test_later_batches_and_other_workers_do_not_repeat_points(tmp_path):
     points = [tuple(sorted(t["params"].items())) for t in trials(create_study(spec))]
     assert len(points) == 10
     assert len(set(points)) == 10
+
+
+def test_a_point_already_run_is_not_backtested_again(tmp_path, monkeypatch):
+    import trader.optimize.study as study_module
+    from trader.optimize.study import OptimizeSpec, create_study, run_worker, trials
+
+    calls: list[dict] = []
+    real = study_module.evaluate
+
+    def counting(spec, params, **kw):
+        calls.append(params)
+        return real(spec, params, **kw)
+
+    monkeypatch.setattr(study_module, "evaluate", counting)
+    space = {"params": {"cooldown.max_entries_per_day": {"choices": [1, 3]}}}
+    spec = OptimizeSpec(yaml.safe_load(STRATEGY.read_text(encoding="utf-8")), space, str(DATA),
+                        "2024-01-01", "2024-01-08", seed=0, min_trades=0, trials=6,
+                        storage=f"sqlite:///{tmp_path}/repeat.db", study_name="repeat")
+    create_study(spec)
+    assert run_worker(spec, 6) == 6
+    assert sorted(c["cooldown.max_entries_per_day"] for c in calls) == [1, 3]  # two backtests, six trials
+    rows = trials(create_study(spec))
+    by_point = {}
+    for r in rows:
+        by_point.setdefault(r["params"]["cooldown.max_entries_per_day"], set()).add(r["value"])
+    assert all(len(v) == 1 for v in by_point.values())  # a repeat scores what its first run scored
