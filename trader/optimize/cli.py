@@ -40,6 +40,18 @@ PASSED: tuple[tuple[str, str, bool], ...] = (
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser("optimize", help="search strategy parameters (Optuna), walk-forward",
                               description=DESCRIPTION)
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def build_parser(prog: str = "python -m flows.optimize") -> argparse.ArgumentParser:
+    """A stand-alone parser with the same arguments (for `python -m flows.optimize`)."""
+    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy", required=True, metavar="FILE", help="strategy YAML")
     p.add_argument("--space", required=True, metavar="SPACE.yaml", help="parameter space YAML")
     p.add_argument("--data", required=True, metavar="FILE", help="candles or ticks (.csv/.parquet)")
@@ -62,7 +74,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--krw", default="10000000", help="starting KRW (default 10,000,000)")
     p.add_argument("--ticks-per-candle", type=int, default=None, help="trades per candle (default 8)")
     p.add_argument("--top", type=int, default=10, help="leaderboard rows (default 10)")
-    p.set_defaults(func=run)
 
 
 def flow_command(args: argparse.Namespace) -> list[str]:

@@ -173,3 +173,17 @@ def test_a_point_already_run_is_not_backtested_again(tmp_path, monkeypatch):
     for r in rows:
         by_point.setdefault(r["params"]["cooldown.max_entries_per_day"], set()).add(r["value"])
     assert all(len(v) == 1 for v in by_point.values())  # a repeat scores what its first run scored
+
+
+def test_flow_gets_the_same_arguments():
+    from trader.optimize.cli import build_parser, flow_command
+
+    argv = ["--strategy", "s.yaml", "--space", "p.yaml", "--data", "d.parquet", "--from", "2024-01-01",
+            "--trials", "50", "--seed", "7", "--objective", "sharpe", "--walk-forward", "90d:30d",
+            "--anchored", "--workers", "2", "--dask-address", "tcp://10.0.0.1:8786"]
+    args = build_parser().parse_args(argv)
+    cmd = flow_command(args)
+    assert cmd[1:3] == ["-m", "flows.optimize"]
+    again = build_parser().parse_args(cmd[3:])
+    assert vars(again) == vars(args)
+    assert "--local" not in cmd
