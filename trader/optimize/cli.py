@@ -323,11 +323,13 @@ def _walk_forward_local(args: argparse.Namespace, spec, wins) -> int:
     print(render_windows(result))
     last = result["windows"][-1]
     if args.json:
+        every: list[dict] = []
         for row in result["windows"]:
             row["trials"] = trials(studies[row["index"]])
+            every += [{"window": row["index"], **t} for t in row["trials"]]
         doc = {"spec": spec.to_dict(),
                "best": {"params": last["best_params"], "value": last["in_sample"]["value"]},
-               **result}
+               "trials": every, **result}
         _write(args.json, json.dumps(doc, ensure_ascii=False, indent=1))
     if args.best_yaml:
         wspec = replace(spec, start=last["train"]["start"], end=last["train"]["end"])

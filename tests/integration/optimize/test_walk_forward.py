@@ -74,5 +74,6 @@ def test_windows_equal_plain_backtests(tmp_path, anchored, capsys):
     assert doc["equity"]["ts_ms"] == sorted(doc["equity"]["ts_ms"])
     assert set(doc["stability"]) == {p for p in yaml.safe_load(SPACE.read_text())["params"]}
     assert doc["best"]["params"] == rows[-1]["best_params"]
+    assert [t["window"] for t in doc["trials"]] == [i for i in range(len(rows)) for _ in range(4)]
     assert "train 2024-01-" in best_yaml.read_text(encoding="utf-8")
     assert "out of sample, chained" in capsys.readouterr().out
