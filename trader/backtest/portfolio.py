@@ -40,6 +40,7 @@ from trader.strategy.engine import StrategyEngine
 from trader.upbit.rules import MIN_ORDER_KRW
 
 _ZERO = Decimal(0)
+_NEVER = 1 << 62
 _MIN_F = float(MIN_ORDER_KRW)  # a position worth less is dust: the market counts as flat
 
 
@@ -114,6 +115,11 @@ class PortfolioBacktest:
         self.refusals: list[Refusal] = []
         self.last_prices: dict[str, float] = {}
         self._views: dict[str, PositionView] = {}
+        self._gated: dict[str, int] = {}  # market -> market time its refused entry may ask again
+        # a market's quiet band stays valid for all its following trades inside it (the `quiet`
+        # promise), so it is recomputed only when one of its trades is handled one by one, or when
+        # the ledger, the orders or the gate changed
+        self._band_cache: dict[str, tuple[float, float, float]] = {}
         self.max_open_seen = 0
 
     # ---- ledger plumbing ---------------------------------------------------------------------------
@@ -121,8 +127,12 @@ class PortfolioBacktest:
         v = self._views.get(market)
         if v is None:
             ex = self.execution
-            v = self._views[market] = self.portfolio.view(
-                market, pending=ex.blocking(market), krw_reserved=ex.reserved_krw())
+            v = self.portfolio.view(market, pending=ex.blocking(market), krw_reserved=ex.reserved_krw())
+            if market in self._gated:
+                # its entry was refused: until the portfolio changes or the gate's retry time it has
+                # no KRW to spend, so its strategy neither asks again nor stops the skipping
+                v = replace(v, krw_free=_ZERO)
+            self._views[market] = v
         return v
 
     def open_positions(self) -> int:
@@ -142,9 +152,13 @@ class PortfolioBacktest:
     def _on_fill(self, f: Fill, intent: Intent) -> None:
         book_fill(self.portfolio, f, intent, self.fills)
         self._views.clear()  # one balance: every market's free KRW moved
+        self._gated.clear()  # the portfolio changed: refused entries may ask again
+        self._band_cache.clear()
 
     def _on_result(self, intent: Intent, filled: Decimal, funds: Decimal, ts: int) -> None:
         self._views.clear()
+        self._gated.clear()
+        self._band_cache.clear()
         avg = funds / filled if filled else None
         self.engines[intent.market].on_order_result(intent, filled, avg, ts)
         on_result = getattr(self.gate, "on_result", None)
@@ -162,6 +176,11 @@ class PortfolioBacktest:
         if not getattr(verdict, "allowed", False):
             self._refused(ts, intent.market, str(getattr(verdict, "reason", "refused")))
             self.engines[intent.market].on_order_result(intent, _ZERO, None, ts)
+            retry_at = getattr(self.gate, "retry_at", None)
+            if retry_at is not None:
+                self._gated[intent.market] = retry_at(verdict, intent.market, ts)
+                self._views.pop(intent.market, None)
+                self._band_cache.pop(intent.market, None)
             return None
         krw = getattr(verdict, "krw", None)
         if krw is None or krw == intent.krw:
@@ -181,17 +200,22 @@ class PortfolioBacktest:
         """Per market (in listed order) the quiet band (lo, hi) — the strategy's `quiet` promise
         intersected with the exchange's resting band — and one `until` for all: the earliest of the
         markets' `until`s and the next limit deadline (the single-market backtest's skip rule)."""
-        ex, execution = self.exchange, self.execution
+        ex, execution, cache = self.exchange, self.execution, self._band_cache
         los, his, until = [], [], math.inf
         for m in self.markets:
-            lo, hi, u = self.engines[m].quiet(self._views.get(m) or self.view(m))
-            if execution.resting:
-                rb_lo, rb_hi = ex.resting_band(m)
-                lo, hi = max(lo, rb_lo), min(hi, rb_hi)
-                u = min(u, execution.next_deadline_ms)
-            los.append(lo)
-            his.append(hi)
-            until = min(until, u)
+            band = cache.get(m)
+            if band is None:
+                lo, hi, u = self.engines[m].quiet(self._views.get(m) or self.view(m))
+                if m in self._gated:
+                    u = min(u, self._gated[m])
+                if execution.resting:
+                    rb_lo, rb_hi = ex.resting_band(m)
+                    lo, hi = max(lo, rb_lo), min(hi, rb_hi)
+                    u = min(u, execution.next_deadline_ms)
+                band = cache[m] = (lo, hi, u)
+            los.append(band[0])
+            his.append(band[1])
+            until = min(until, band[2])
         return los, his, until
 
     @staticmethod
@@ -242,7 +266,7 @@ class PortfolioBacktest:
         n = len(ts_a)
         names = self.markets
         engines = [self.engines[m] for m in names]
-        ex, execution, views = self.exchange, self.execution, self._views
+        ex, execution, views, bands = self.exchange, self.execution, self._views, self._band_cache
         on_trade = ex.on_trade
         last = self.last_prices
         progress, next_progress = self.progress, 0
@@ -261,6 +285,10 @@ class PortfolioBacktest:
             k = int(mk_a[i])
             market = names[k]
             t, p = int(ts_a[i]), float(px_a[i])
+            if self._gated and t >= self._gated.get(market, _NEVER):
+                del self._gated[market]  # the gate's retry time: its entry may ask again
+                views.pop(market, None)
+            bands.pop(market, None)  # handled one by one: its band is recomputed
             last[market] = p
             processed += 1
             # the lockstep loop's order: fills, timeouts, then the strategy, then its orders
@@ -276,6 +304,7 @@ class PortfolioBacktest:
                 admitted = self._admit(intent, t)
                 if admitted is not None:
                     execution.submit(admitted, t, p)
+                    bands.clear()  # orders rest or deadlines moved: every band may change
             if intents or fills:
                 no_skip_until = 0
             i += 1

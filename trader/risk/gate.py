@@ -199,6 +199,21 @@ class RiskGate:
         self.refusals.append(Refusal(view.ts_ms, intent.market, rule, reason, intent.intent_id))
         return Verdict(False, f"{rule}: {reason}", None, rule)
 
+    def retry_at(self, verdict: Verdict, market: str, ts_ms: int) -> int:
+        """Market time from which a refused entry of `market` is worth asking again WITHOUT a change
+        of the portfolio: when the rule's own clock runs out (the daily-loss lock, a stop-loss guard's
+        pause), else the next trading day (09:00 KST). A fill or an order result anywhere may change
+        the answer earlier: callers ask again then too. Refusals are then one per change, not one per
+        trade (a refused strategy would otherwise ask on every trade)."""
+        c = self._c
+        next_day = (ts_ms // DAY_MS + 1) * DAY_MS  # 09:00 KST is 00:00 UTC
+        if verdict.rule == "daily_loss_limit":
+            return max(c.daily_lock_until, ts_ms + 1)
+        if verdict.rule == "stop_loss_guard":
+            until = max(c.pauses.get(market, 0), c.pauses.get(_ALL, 0))
+            return max(until, ts_ms + 1)
+        return next_day
+
     def _blocked(self, market: str, view: RiskView) -> tuple[str, str] | None:
         c, ts = self._c, view.ts_ms
         if c.state is TradingState.HALTED:
