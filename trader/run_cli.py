@@ -165,6 +165,24 @@ def _paper_only_error(args: argparse.Namespace) -> str | None:
     return paper_only_problem(given)
 
 
+def _sim_data_problem(args: argparse.Namespace, market: str) -> str | None:
+    """A simulator started here must replay the strategy's market: the message naming both, or None."""
+    if not args.paper or args.sim_url:
+        return None
+    from trader.marketdata.candles import MarketDataError, check_data_market
+    from trader.sim.app import DEFAULT_DATA
+
+    data = args.sim_data or DEFAULT_DATA
+    shipped = sorted(DEFAULT_DATA.parent.glob(f"{market}_*.parquet"))
+    example = f" (e.g. --sim-data {shipped[0]})" if shipped else ""
+    try:
+        check_data_market(market, data, fix=f"give --sim-data a {market} candle file{example}, or a strategy "
+                          "for the file's market")
+    except MarketDataError as exc:
+        return str(exc)
+    return None
+
+
 def _db_url(args: argparse.Namespace, settings: Any, *, fresh_paper: bool) -> str:
     from trader.compose import default_db_url
 
@@ -184,7 +202,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except StrategyConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    problem = _paper_only_error(args)
+    problem = _paper_only_error(args) or _sim_data_problem(args, config.market)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE

@@ -11,7 +11,13 @@ import pandas as pd
 
 from trader.backtest.report import equity_curve, round_trips, summarize
 from trader.backtest.runner import TICKS_PER_CANDLE, Backtest, ProgressFn, RunOutput
-from trader.marketdata.candles import MarketDataError, infer_interval_ms, load_frame, slice_time
+from trader.marketdata.candles import (
+    MarketDataError,
+    check_data_market,
+    infer_interval_ms,
+    load_frame,
+    slice_time,
+)
 from trader.marketdata.synth import TradeArrays, synthesize_trades
 from trader.metrics import RoundTrip
 from trader.strategy.config import StrategyConfig, load_strategy
@@ -88,8 +94,10 @@ def run_backtest(strategy: str | Path | StrategyConfig, data: str | Path, *, sta
                  end: str | None = None, krw: Decimal = Decimal(10_000_000), seed: int = 0,
                  ticks_per_candle: int = TICKS_PER_CANDLE, skip: bool = True,
                  progress: ProgressFn | None = None) -> BacktestResult:
-    """Backtest a strategy file (or config) over a candle/tick file; dates are KST."""
+    """Backtest a strategy file (or config) over a candle/tick file; dates are KST. A file of
+    another market than the strategy's is refused (golden.py replaces the market by the file's)."""
     config = strategy if isinstance(strategy, StrategyConfig) else load_strategy(strategy)
+    check_data_market(config.market, data)
     kind, frame = load_frame(data)
     # the whole file's interval: the simulator's --start replay synthesizes with it too
     interval = infer_interval_ms(frame) if kind == "candles" else None

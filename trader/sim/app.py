@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -38,12 +37,21 @@ from trader.upbit.rules import tick_size
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = PACKAGE_ROOT / "data" / "KRW-ETH_15m_2024.parquet"
-_MARKET_RE = re.compile(r"([A-Z]{2,5}-[A-Z0-9]{2,10})")
 
 
 def market_from_path(path: Path) -> str | None:
-    m = _MARKET_RE.match(path.name)
-    return m.group(1) if m else None
+    """The market a data file holds, None when it does not say (trader/marketdata/candles.py)."""
+    from trader.marketdata.candles import market_of_file
+
+    return market_of_file(path)
+
+
+def check_sim_market(market: str, data: Path) -> None:
+    """Refuse to replay a file of one market under another's name (MarketDataError naming both)."""
+    from trader.marketdata.candles import check_data_market
+
+    check_data_market(market, data, what="the simulator's --market",
+                      fix=f"give --data a {market} file, or leave --market out (the file names it)")
 
 
 @dataclass
@@ -93,6 +101,8 @@ def load_trades(cfg: SimConfig) -> tuple[str, TradeArrays | None]:
     from trader.marketdata.synth import synthesize_trades
 
     path = Path(cfg.data)
+    if cfg.market:
+        check_sim_market(cfg.market, path)
     market = cfg.market or market_from_path(path) or "KRW-ETH"
     kind, frame = load_frame(path)
     # the whole file's interval (as the backtest's): a late --start may leave one candle
