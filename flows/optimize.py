@@ -181,7 +181,8 @@ def _runner() -> Any:
 def run_batches(spec: Any, stats: BatchStats, *, prefix: str = "", progress: Any = None) -> None:
     """Run the spec's study to spec.trials finished trials as rolling batches on the cluster.
 
-    `progress(study)` is called after each finished batch and every POLL_S seconds meanwhile.
+    `progress(study, final)` is called after each finished batch, every POLL_S seconds meanwhile
+    and once at the end (final=True).
     """
     import distributed
 
@@ -229,7 +230,7 @@ def run_batches(spec: Any, stats: BatchStats, *, prefix: str = "", progress: Any
             overhead_s = max(measured)  # the worst batch so far: sizing errs towards fewer batches
             stopped |= out["ran"] < out["asked"]  # the study is full (another batch got there)
         if progress is not None:
-            progress(study)
+            progress(study, False)
         if stopped and finished(study) >= spec.trials:
             for key in list(pending):  # nothing left to ask for; let the others end
                 futures.pop(key).result()
@@ -237,7 +238,7 @@ def run_batches(spec: Any, stats: BatchStats, *, prefix: str = "", progress: Any
             break
     stats.wall_s += time.perf_counter() - t_start
     if progress is not None:
-        progress(study)
+        progress(study, True)  # the final figures, even when the table itself did not change
 
 
 def _load(spec: Any) -> Any:
@@ -321,13 +322,13 @@ class Publisher:
         self._last_board = ""
         self._last_line = 0.0
 
-    def leaderboard(self, study: Any, spec: Any | None = None) -> None:
+    def leaderboard(self, study: Any, final: bool = False, spec: Any | None = None) -> None:
         from prefect.artifacts import create_markdown_artifact
 
         text = leaderboard_markdown(study, spec or self.spec, self.started)
-        self._progress_line(text)
+        self._progress_line(text, final)
         body = text.split("\n", 1)[1]
-        if body != self._last_board:  # a new version only when the table changed
+        if final or body != self._last_board:  # a new version when the table changed, and at the end
             self._last_board = body
             create_markdown_artifact(markdown=text, key=self.board_key,
                                      description="Optuna leaderboard (updates while the study runs)")
@@ -338,9 +339,9 @@ class Publisher:
         create_markdown_artifact(markdown=windows_markdown(rows, self.spec.objective), key=self.windows_key,
                                  description="Walk-forward windows: in-sample vs out-of-sample")
 
-    def _progress_line(self, text: str) -> None:
+    def _progress_line(self, text: str, final: bool) -> None:
         now = time.perf_counter()
-        if now - self._last_line >= POLL_S:
+        if final or now - self._last_line >= POLL_S:
             self._last_line = now
             print(text.split("\n", 1)[0].replace("**", ""), file=sys.stderr, flush=True)
 
@@ -364,7 +365,7 @@ def train_window(wspec: Any, number: int, train: str, test: str) -> dict[str, An
     state = _RUNS[_run_id()]
     create_study(wspec)
     run_batches(wspec, state["stats"], prefix=f"w{number}-",
-                progress=lambda study: state["publisher"].leaderboard(study, wspec))
+                progress=lambda study, final: state["publisher"].leaderboard(study, final, wspec))
     top = best(load_study(wspec))
     state["rows"].append({"train": {"start": train[0], "end": train[1]},
                           "test": {"start": test[0], "end": test[1]},
