@@ -239,6 +239,7 @@ class TradingRun:
     watch_end: bool = False
     resume_sim: bool = False
     baseline_fill_id: int = 0
+    guard: Any = None  # the InstanceGuard (trader/instance.py) this run holds until close()
     _closed: bool = False
 
     async def run(self) -> Any:
@@ -295,6 +296,8 @@ class TradingRun:
                     await self.ack.close()
             self.db.close()
         finally:
+            if self.guard is not None:
+                self.guard.release()
             self.venue.close()  # never leave a simulator we started behind
 
 
@@ -334,11 +337,17 @@ async def open_run(
     if lockstep and not venue.paper:
         venue.close()
         raise ComposeError("lockstep is for paper runs on the simulator")
+    guard = None
     try:
         if venue.paper:
             await _check_replay(venue.rest_url, lockstep, warn)
+        # before the database is opened and the loop reconciles: a second trader on this account
+        # and ledger would sell the first one's positions (issue 15)
+        guard = await asyncio.to_thread(take_guard, db_url, venue.keys[0], namespace or "")
         db = Database.open(db_url)
     except BaseException:
+        if guard is not None:
+            guard.release()
         venue.close()
         raise
     repo = Repository(db)
@@ -355,8 +364,9 @@ async def open_run(
 
         ack = LockstepAck(public, venue.rest_url)
     run = TradingRun(config, venue, db_url, db, repo, rest, public, private, loop=None, ack=ack,
-                     watch_end=venue.paper, resume_sim=resume_sim and venue.paper)
+                     watch_end=venue.paper, resume_sim=resume_sim and venue.paper, guard=guard)
     try:
+        await check_listed(rest, config.market, venue.rest_url, warn)
         confirm = None
         if confirm_with is not None:
             async def confirm(order: Any) -> Any:
@@ -382,6 +392,35 @@ async def open_run(
         await run.close()
         raise
     return run
+
+
+def take_guard(db_url: str, access_key: str, name: str) -> Any:
+    """The single-instance guard of this account and database; ComposeError naming the holder."""
+    from trader.instance import InstanceHeld, acquire
+
+    try:
+        return acquire(db_url, access_key, name)
+    except (InstanceHeld, ValueError) as exc:
+        raise ComposeError(str(exc)) from None
+
+
+async def check_listed(rest: Any, market: str, rest_url: str, warn: Callable[[str], None]) -> None:
+    """Refuse a market the exchange does not list (it would run forever with no ticks)."""
+    from trader.upbit.errors import UpbitError
+
+    try:
+        rows = await rest.markets()
+    except UpbitError as exc:  # unreachable now: the loop's own connection handling takes over
+        warn(f"could not check that {market} is listed at {rest_url}: {exc}")
+        return
+    listed = [str(row.get("market")) for row in rows if isinstance(row, dict)]
+    if market in listed:
+        return
+    quote = market.split("-", 1)[0] + "-"
+    same = [m for m in listed if m.startswith(quote)] or listed
+    shown = ", ".join(same[:10]) + (f" and {len(same) - 10} more" if len(same) > 10 else "")
+    shown = shown or "nothing"
+    raise ComposeError(f"{market} is not listed by the exchange at {rest_url} (it lists {shown})")
 
 
 async def _check_replay(rest_url: str, lockstep: bool, warn: Callable[[str], None]) -> None:

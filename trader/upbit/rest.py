@@ -242,6 +242,12 @@ class UpbitRestClient:
 
     # ---------------------------------------------------------------- quotation (numbers are Decimal)
 
+    async def markets(self, *, details: bool = False) -> list[dict[str, Any]]:
+        """GET /v1/market/all: every market the exchange lists (rows with `market`, names...)."""
+        return await self._request(
+            "GET", "/v1/market/all", lambda: self._raw.trading_pairs.list(is_details=details)
+        )
+
     async def ticker(self, markets: list[str] | str) -> list[dict[str, Any]]:
         codes = markets if isinstance(markets, str) else ",".join(markets)
         return await self._request(
