@@ -51,13 +51,16 @@ class OptimizeTaskRunner(DaskTaskRunner):
     @property
     def client(self):  # type: ignore[override]
         if self._client is None and self._cluster is None and not self.address:
-            params = _run_parameters()
-            if params.get("dask_address"):
-                self.address = str(params["dask_address"])
-                self.cluster_kwargs = {}
-            elif params.get("workers"):
-                self.cluster_kwargs = {**self.cluster_kwargs, "n_workers": int(params["workers"])}
+            self.choose(_run_parameters())
         return super().client
+
+    def choose(self, params: dict[str, Any]) -> None:
+        """An existing cluster at params' dask_address, else a LocalCluster of `workers` processes."""
+        if params.get("dask_address"):
+            self.address = str(params["dask_address"])
+            self.cluster_kwargs = {}
+        elif params.get("workers"):
+            self.cluster_kwargs = {**self.cluster_kwargs, "n_workers": int(params["workers"])}
 
 
 def _run_parameters() -> dict[str, Any]:
@@ -282,10 +285,10 @@ def leaderboard_markdown(study: Any, spec: Any, started: float, k: int = LEADERB
         "|" + "---|" * len(head),
     ]
     for row in board:
-        cells = [row["rank"], row["number"], row["value"], row["trades"], row.get("return_pct"),
+        number = f"{row['number']} (as given)" if row.get("as_given") else row["number"]
+        cells = [row["rank"], number, row["value"], row["trades"], row.get("return_pct"),
                  row.get("max_drawdown_pct"), *(row["params"].get(n) for n in names)]
-        note = " (as given)" if row.get("as_given") else ""
-        lines.append("| " + " | ".join(_fmt(c) for c in cells) + note + " |")
+        lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
     if not board:
         lines.append("| " + " | ".join(["-"] * len(head)) + " |")
     return "\n".join(lines)
