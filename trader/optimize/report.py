@@ -135,13 +135,15 @@ def chart_importance(importance: dict[str, float], lang: str) -> str:
 
 
 def buy_and_hold(spec: dict, ts_ms: np.ndarray, krw0: float) -> np.ndarray:
-    """Buy-and-hold equity at ts_ms: krw0 × last close at or before each time / the first such close."""
+    """Buy-and-hold equity at ts_ms: krw0 × the last close known at each time (a candle's close is
+    known when it ends, as the backtest marks equity) / the first such close."""
     from trader.optimize.cache import market_file
 
-    frame = market_file(spec["data"]).frame
-    ts = frame["ts_ms"].to_numpy(np.int64)
+    mf = market_file(spec["data"])
+    frame = mf.frame
+    known = frame["ts_ms"].to_numpy(np.int64) + (mf.interval_ms or 0)
     close = (frame["close"] if "close" in frame else frame["price"]).to_numpy(np.float64)
-    idx = np.clip(np.searchsorted(ts, ts_ms, side="right") - 1, 0, len(ts) - 1)
+    idx = np.clip(np.searchsorted(known, ts_ms, side="right") - 1, 0, len(known) - 1)
     px = close[idx]
     return krw0 * px / px[0]
 

@@ -109,7 +109,7 @@ def test_walk_forward_on_the_cluster_shows_windows_and_batches_as_task_runs(
     _run_cli(dask_cluster, prefect_api, tmp_path, "--from", "2024-01-01", "--to", "2024-01-22",
              "--walk-forward", "7d:7d", "--trials", "6", "--seed", "1", "--min-trades", "0",
              "--storage", f"sqlite:///{tmp_path}/wf.db", "--study", study,
-             "--json", str(tmp_path / "wf.json"))
+             "--json", str(tmp_path / "wf.json"), "--html", str(tmp_path / "wf.html"))
     doc = json.loads((tmp_path / "wf.json").read_text())
     assert [w["index"] for w in doc["windows"]] == [0, 1]
     assert all(len(w["trials"]) == 6 for w in doc["windows"])
@@ -122,3 +122,7 @@ def test_walk_forward_on_the_cluster_shows_windows_and_batches_as_task_runs(
         assert w["test"]["start"] in table.data
         oos = w["out_of_sample"]["return_pct"]
         assert f"{oos:.4g}" in table.data
+    html = (tmp_path / "wf.html").read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64,") == 3  # OOS equity vs hold, IS/OOS bars, importance
+    for w in doc["windows"]:
+        assert w["test"]["start"][:16] in html
