@@ -528,7 +528,8 @@ def build_parser() -> Any:
     from trader.optimize.cli import build_parser as optimize_parser
 
     p = optimize_parser("python -m flows.optimize")
-    p.add_argument("--html", metavar="OUT.html", help="write the HTML report of the run")
+    if not any(a.dest == "html" for a in p._actions):  # until trader/optimize/cli.py passes it on
+        p.add_argument("--html", metavar="OUT.html", help="write the HTML report of the run")
     return p
 
 
