@@ -19,15 +19,17 @@ def _prefect_yaml() -> dict:
 def test_every_deployment_points_at_a_flow_of_that_name_on_the_local_pool() -> None:
     doc = _prefect_yaml()
     names = {d["name"]: d for d in doc["deployments"]}
-    assert set(names) == {"trading", "report-daily", "report-weekly", "snapshot-hourly", "notify-failure"}
+    assert set(names) == {"trading", "report-daily", "report-weekly", "snapshot-hourly", "notify-failure",
+                          "optimize"}
     flow_names = {"trading": "trading", "report-daily": "report", "report-weekly": "report"}
-    flow_names |= {"snapshot-hourly": "snapshot", "notify-failure": "notify-failure"}
+    flow_names |= {"snapshot-hourly": "snapshot", "notify-failure": "notify-failure", "optimize": "optimize"}
     for name, dep in names.items():
         path, attr = dep["entrypoint"].split(":")
         module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
         assert getattr(module, attr).name == flow_names[name]
         assert dep["work_pool"]["name"] == "autotrader-local"
     assert names["trading"].get("schedules") is None
+    assert names["optimize"].get("schedules") is None  # ad hoc, from the UI with parameters
     assert names["report-daily"]["schedules"] == [{"cron": "5 9 * * *", "timezone": "Asia/Seoul"}]
     assert doc["pull"] == [
         {
