@@ -12,8 +12,11 @@ Table of contents of a run:
    subflow never delays a tick or a stop order (bench/flow_latency.py measures it);
 3. a Markdown artifact (position, average price, P&L, last decisions) is refreshed in place
    every `status_every_s`, and one log line every `log_every_s` — never per tick;
-4. when the loop dies the flow fails and Prefect retries it with back-off: start-up reconciles,
-   so a retry resumes where the ledger and the exchange agree (crash-only design);
+4. when the loop dies of a transient cause (network, 5xx, 429/418: `is_transient`) the flow fails
+   and Prefect retries it with back-off: start-up reconciles, so a retry resumes where the ledger
+   and the exchange agree (crash-only design). Anything else (a missing strategy file, a bad
+   option, another trader holding the account, a reconcile mismatch) cannot heal by waiting: the
+   run fails at once with its message (`fail_fast`; Prefect 3.9 flows have no retry condition);
 5. final failure or crash mails an alert (hooks; crashes nobody saw: automations). Cancelling
    from the UI is no failure and mails nothing: the worker SIGTERMs the process, the loop's
    shutdown runs on the way out (strategy state saved, streams and database closed) and an
@@ -61,6 +64,53 @@ RETRY_DELAYS_S = [
 
 class InjectedFault(RuntimeError):
     """Raised by `fail_after_ticks`: a deliberate failure to exercise retries and alerts."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """The flow's retry condition: True for failures a later attempt may not meet again —
+    network and connection errors, 5xx and 429/418 (trader.upbit.errors' RetryableError and
+    RateLimitError), an order left in doubt by one (reconciled on the next start) and the
+    deliberate `InjectedFault`. A configuration error, a refused key, a ledger mismatch: False."""
+    import httpx
+    from websockets.exceptions import ConnectionClosed
+
+    from trader.upbit.errors import AmbiguousOrderError, RetryableError
+
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_transient(e) for e in exc.exceptions)
+    transient = (RetryableError, AmbiguousOrderError, InjectedFault, ConnectionError, TimeoutError,
+                 httpx.TransportError, ConnectionClosed)
+    return isinstance(exc, transient)
+
+
+async def stop_retries() -> None:
+    """Set this flow run's retries to none, so the failure being raised is final at once."""
+    run_id = current_run.id
+    if not run_id:
+        return
+    async with get_client() as client:
+        run = await client.read_flow_run(run_id)
+        await client.update_flow_run(run_id, empirical_policy=run.empirical_policy.model_copy(
+            update={"retries": 0}))
+
+
+def fail_fast(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Under @flow: an error `is_transient` rejects fails the run without Prefect's retries."""
+    import functools
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fn(*args, **kwargs)
+        except Exception as exc:
+            if not is_transient(exc):
+                with contextlib.suppress(Exception):  # no flow run or API: no retries to stop either
+                    get_run_logger().error("not retried (%s cannot heal by waiting): %s",
+                                           type(exc).__name__, exc)
+                    await stop_retries()
+            raise
+
+    return wrapper
 
 
 async def failing_after(stream: AsyncIterable[Any], ticks: int) -> AsyncIterator[Any]:
@@ -253,6 +303,7 @@ async def back_off(sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) ->
     on_failure=[mail_failure_alert],
     on_crashed=[mail_failure_alert],
 )
+@fail_fast
 async def trading(
     strategy_path: str = DEFAULT_STRATEGY,
     paper: bool = True,
