@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from trader import cli_types as t
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -27,14 +29,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "a minute.",
     )
     p.add_argument("--strategy", help="strategy YAML (default: trader/strategy/examples/demo.yaml)")
-    p.add_argument("--start", help="market time to start from, ISO, KST (default: 2024-01-01T09:00)")
-    p.add_argument("--days", help="span of market time to trade (default: 21)")
+    p.add_argument("--start", type=t.kst_time,
+                   help="market time to start from, ISO, KST (default: 2024-01-01T09:00)")
+    p.add_argument("--days", type=t.positive_float(3650), help="span of market time to trade (default: 21)")
     p.add_argument(
         "--free-running",
         action="store_true",
         help="replay at --speed without lockstep (fills then differ from the backtest's)",
     )
-    p.add_argument("--speed", help="simulator speed, × real time or 'max' (default: max)")
+    p.add_argument("--speed", type=t.speed_text, help="simulator speed, × real time or 'max' (default: max)")
     p.add_argument(
         "--order-subflows", action="store_true", help="confirm each order in a place-order subflow"
     )

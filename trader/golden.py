@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from trader import cli_types
+
 ROOT = Path(__file__).resolve().parent.parent
 STRATEGY_DIR = ROOT / "trader" / "strategy" / "examples"
 DATA_DIR = ROOT / "data"
@@ -50,7 +52,13 @@ def pairs() -> dict[str, tuple[Path, Path]]:
 
 
 def market_of(data: Path) -> str:
-    return data.name.split("_", 1)[0]
+    """The data file's market (trader/marketdata/candles.py), which replaces each strategy's."""
+    from trader.marketdata.candles import market_of_file
+
+    market = market_of_file(data)
+    if market is None:
+        raise ValueError(f"{data}: its name does not start with a market (KRW-ETH_15m_2024.parquet)")
+    return market
 
 
 def compute(strategy: Path, data: Path) -> Entry:
@@ -174,5 +182,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Backtest every trader/strategy/examples/*.yaml on every data/*.parquet and compare "
                     "fingerprint, round trips, fills and final equity with tests/golden/results.json.")
     parser.add_argument("--update", action="store_true", help="rewrite the file with the current results")
-    parser.add_argument("--file", default=str(GOLDEN_FILE), help="the golden results file")
+    parser.add_argument("--file", type=cli_types.out_file, default=str(GOLDEN_FILE),
+                        help="the golden results file")
     parser.set_defaults(func=main)

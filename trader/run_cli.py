@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from trader import cli_types as t
 
 EXIT_MISMATCH = 3
 EXIT_USAGE = 2
@@ -26,9 +27,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paper", action="store_true", help="trade on the simulator, not on Upbit")
     p.add_argument("--sim-url", help="simulator to use with --paper (default: start one)")
     p.add_argument(
-        "--db", help="database URL (default: TRADER_DATABASE_URL or var/trader.db; paper: var/paper*.db)"
+        "--db", type=t.db_url,
+        help="database URL (default: TRADER_DATABASE_URL or var/trader.db; paper: var/paper*.db)"
     )
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    p.add_argument("--log-level", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   default="INFO",
+                   help="DEBUG, INFO, WARNING, ERROR (default INFO)")
 
 
 def register(subparsers: Any) -> None:
@@ -46,26 +50,32 @@ def register(subparsers: Any) -> None:
         help="send order creations over a kept-alive connection of our own instead of the SDK's request "
         "path (≈2 ms less from tick to order; also TRADER_DIRECT_ORDERS=1)",
     )
-    run.add_argument("--krw", type=Decimal, help="paper: initial KRW of the simulator started here")
+    run.add_argument("--krw", type=t.krw, help="paper: initial KRW of the simulator started here")
     run.add_argument("--sim-data", help="paper: market data file for the simulator started here")
-    run.add_argument("--sim-speed", help="paper: replay speed of the simulator started here (default 1)")
+    run.add_argument("--sim-speed", type=t.speed_text,
+                     help="paper: replay speed of the simulator started here (default 1)")
     run.add_argument(
         "--lockstep",
         action="store_true",
         help="paper: the simulator (started here in lockstep mode at speed max, or a `sim --lockstep` at "
         "--sim-url) waits for this loop to handle each trade before the next, so fills equal a backtest's",
     )
-    run.add_argument("--sim-seed", type=int, help="paper: synthesizer seed of the simulator started here")
-    run.add_argument("--sim-ticks-per-candle", type=int, help="paper: trades per candle (simulator here)")
-    run.add_argument("--sim-start", help="paper: replay start of the simulator here (ISO; KST if naive)")
+    run.add_argument("--sim-seed", type=t.seed, help="paper: synthesizer seed of the simulator started here")
+    run.add_argument("--sim-ticks-per-candle", type=t.ticks_per_candle,
+                     help="paper: trades per candle (simulator here)")
+    run.add_argument("--sim-start", type=t.kst_time,
+                     help="paper: replay start of the simulator here (ISO; KST if naive)")
     run.add_argument(
         "--sim-end",
+        type=t.kst_time,
         help="paper: replay end of the simulator here, exclusive (ISO; KST if naive): with --sim-start the "
         "same candles as `backtest --from/--to`",
     )
-    run.add_argument("--max-runtime-s", type=float, help="stop after this many seconds")
+    run.add_argument("--max-runtime-s", type=t.positive_float(10 * 365 * 86_400),
+                     help="stop after this many seconds")
     run.add_argument(
         "--until-ts",
+        type=t.kst_time,
         help="stop at this market time, after handling the first trade at or past it (ISO; KST if naive)",
     )
     run.add_argument("--namespace", help=argparse.SUPPRESS)
@@ -79,7 +89,7 @@ def register(subparsers: Any) -> None:
         "become the ledger's new baseline, recorded in the event log.",
     )
     rec.add_argument("--strategy", help="strategy YAML (gives the market to compare)")
-    rec.add_argument("--market", help="market to compare (instead of --strategy)")
+    rec.add_argument("--market", type=t.market, help="market to compare (instead of --strategy)")
     _common(rec)
     rec.add_argument("--adopt", action="store_true", help="adopt the exchange's balances")
     rec.add_argument("--yes", action="store_true", help="do not ask for confirmation")

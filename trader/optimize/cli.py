@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from trader import cli_types as t
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 FLOW_MODULE = PROJECT_DIR / "flows" / "optimize.py"
 
@@ -55,25 +57,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy", required=True, metavar="FILE", help="strategy YAML")
     p.add_argument("--space", required=True, metavar="SPACE.yaml", help="parameter space YAML")
     p.add_argument("--data", required=True, metavar="FILE", help="candles or ticks (.csv/.parquet)")
-    p.add_argument("--from", dest="start", metavar="DATE", help="first day/time (KST)")
-    p.add_argument("--to", dest="end", metavar="DATE", help="end (exclusive, KST)")
-    p.add_argument("--trials", type=int, required=True, help="trials in the study (per walk-forward window)")
-    p.add_argument("--seed", type=int, default=0, help="sampler, trade-synthesis and book seed (default 0)")
+    p.add_argument("--from", dest="start", type=t.kst_time, metavar="DATE", help="first day/time (KST)")
+    p.add_argument("--to", dest="end", type=t.kst_time, metavar="DATE", help="end (exclusive, KST)")
+    p.add_argument("--trials", type=t.int_range(1, 1_000_000), required=True,
+                   help="trials in the study (per walk-forward window)")
+    p.add_argument("--seed", type=t.seed, default=0,
+                   help="sampler, trade-synthesis and book seed (default 0)")
     p.add_argument("--objective", default="return_pct", help="what to maximise (default return_pct)")
-    p.add_argument("--min-trades", type=int, default=3, help="fewer round trips → pruned (default 3)")
-    p.add_argument("--json", metavar="OUT", help="write best, trials (and windows) as JSON ('-' = stdout)")
-    p.add_argument("--best-yaml", metavar="OUT.yaml", help="write the best strategy as a ready-to-run YAML")
-    p.add_argument("--storage", help="Optuna RDB URL (default sqlite:///var/optuna.db; not the product's DB)")
+    p.add_argument("--min-trades", type=t.int_range(0, 1_000_000), default=3,
+                   help="fewer round trips → pruned (default 3)")
+    p.add_argument("--json", type=t.out_file, metavar="OUT",
+                   help="write best, trials (and windows) as JSON ('-' = stdout)")
+    p.add_argument("--best-yaml", type=t.out_file, metavar="OUT.yaml",
+                   help="write the best strategy as a ready-to-run YAML")
+    p.add_argument("--storage", type=t.db_url,
+                   help="Optuna RDB URL (default sqlite:///var/optuna.db; not the product's DB)")
     p.add_argument("--study", help="study name (default: derived from strategy, space, data, seed, ...)")
     p.add_argument("--walk-forward", metavar="TRAIN:TEST[:STEP]",
                    help="walk-forward windows, e.g. 90d:30d (step = test) or 90d:30d:15d")
     p.add_argument("--anchored", action="store_true", help="train windows all start at the period's start")
-    p.add_argument("--workers", type=int, help="Dask workers (distributed runs; default one per core)")
+    p.add_argument("--workers", type=t.int_range(1, 1024),
+                   help="Dask workers (distributed runs; default one per core)")
     p.add_argument("--dask-address", metavar="tcp://HOST:PORT", help="an existing Dask scheduler")
     p.add_argument("--local", action="store_true", help="one worker in this process (no Prefect, no Dask)")
-    p.add_argument("--krw", default="10000000", help="starting KRW (default 10,000,000)")
-    p.add_argument("--ticks-per-candle", type=int, default=None, help="trades per candle (default 8)")
-    p.add_argument("--top", type=int, default=10, help="leaderboard rows (default 10)")
+    p.add_argument("--krw", type=t.krw, default="10000000", help="starting KRW (default 10,000,000)")
+    p.add_argument("--ticks-per-candle", type=t.ticks_per_candle, default=None,
+                   help="trades per candle (default 8)")
+    p.add_argument("--top", type=t.int_range(1, 10_000), default=10, help="leaderboard rows (default 10)")
 
 
 def flow_command(args: argparse.Namespace) -> list[str]:

@@ -4,19 +4,36 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import socket
 from collections.abc import Iterator
 from decimal import Decimal
 
+from trader import cli_types as t
 from trader.config import SIM_ACCESS_KEY, SIM_SECRET_KEY
 
 
-def _speed(text: str) -> float | None:
-    if text.lower() == "max":
-        return None
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("speed must be > 0 or 'max'")
-    return value
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows `(default: …)` only for options that have one (their help says what None means)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (0 = a free port), as uvicorn would open it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,27 +41,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "sim", help="run the Upbit exchange simulator (REST + WebSocket) on replayed candles",
         description="A local Upbit: same REST paths, JSON, errors, JWT auth, Remaining-Req headers and "
                     "WebSocket messages, matching orders against replayed recorded candles.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--host", default="127.0.0.1", help="interface to bind")
-    p.add_argument("--port", type=int, default=8765, help="0 picks a free port (printed)")
+        formatter_class=_DefaultsFormatter)
+    p.add_argument("--host", type=t.host, default="127.0.0.1", help="interface to bind")
+    p.add_argument("--port", type=t.port, default=8765, help="0 picks a free port (printed)")
     p.add_argument("--data", default=None,
                    help="candles (or ticks) file; default data/KRW-ETH_15m_2024.parquet of the package")
-    p.add_argument("--speed", type=_speed, default=1.0, help="market-clock speed × real time, or 'max'")
-    p.add_argument("--krw", type=Decimal, default=Decimal("10000000"), help="starting KRW balance")
+    p.add_argument("--speed", type=t.speed, default=1.0, help="market-clock speed × real time, or 'max'")
+    p.add_argument("--krw", type=t.krw, default=Decimal("10000000"), help="starting KRW balance")
     p.add_argument("--access-key", default=SIM_ACCESS_KEY, help="the only access key accepted")
     p.add_argument("--secret-key", default=SIM_SECRET_KEY, help="its secret (JWT HS256/HS512 key)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the trade synthesizer, book and uuids")
+    p.add_argument("--seed", type=t.seed, default=0, help="seed of the trade synthesizer, book and uuids")
     p.add_argument("--strict", action="store_true",
                    help="accept parameters only where Upbit does (e.g. no body on DELETE /v1/order)")
-    p.add_argument("--market", default=None, help="market name (default: from the data file name)")
-    p.add_argument("--ticks-per-candle", type=int, default=8, help="synthesized trades per candle")
-    p.add_argument("--start", default=None, help="replay from this time (ISO; KST unless an offset is given)")
+    p.add_argument("--market", type=t.market, default=None,
+                   help="market name (default: from the data file name)")
+    p.add_argument("--ticks-per-candle", type=t.ticks_per_candle, default=8,
+                   help="synthesized trades per candle")
+    p.add_argument("--start", type=t.kst_time, default=None,
+                   help="replay from this time (ISO; KST unless an offset is given)")
     p.add_argument("--paused", action="store_true", help="start with the feed paused (see /_sim/resume)")
     p.add_argument("--lockstep", action="store_true",
                    help="apply one trade, then wait for the client's POST /_sim/ack before the next "
                         "(paper runs then fill exactly as the backtest does); market time then runs far "
                         "faster than wall time, so Upbit's per-second request limits are off")
-    p.add_argument("--ack-timeout-s", type=float, default=10.0,
+    p.add_argument("--ack-timeout-s", type=t.positive_float(3600), default=10.0,
                    help="lockstep: release the feed when no ack came within this time")
     p.add_argument("--no-rate-limit", action="store_true",
                    help="disable Upbit's request limits, REST and WebSocket (load tests)")
@@ -88,6 +108,12 @@ def run(args: argparse.Namespace) -> int:
     except (MarketDataError, ValueError) as exc:
         print(f"error: {exc}", flush=True)
         return 2
+    try:  # bound here, so a port in use (or a host not on this machine) is one line, not uvicorn's log
+        sock = _bind(cfg.host, cfg.port)
+    except OSError as exc:
+        print(f"error: --host/--port: cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}",
+              flush=True)
+        return 2
     config = uvicorn.Config(sim.asgi(), host=cfg.host, port=cfg.port, log_level="warning", lifespan="on",
                             access_log=False, ws_ping_interval=None, ws="websockets-sansio")
     server = _Server(config)
@@ -96,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, server.request_exit)
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
             if task.done():
                 await task
