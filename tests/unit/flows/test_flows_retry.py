@@ -104,3 +104,19 @@ async def test_a_transient_failure_is_still_retried(
     state = await flow(return_state=True)
     assert state.is_failed()
     assert len(attempts) == 3  # the first and two retries
+
+
+def test_the_trading_deployment_runs_one_at_a_time_and_cancels_a_second() -> None:
+    import yaml
+    from prefect.cli.deploy._models import PrefectYamlModel
+
+    root = Path(__file__).resolve().parents[3]
+    text = (root / "prefect.yaml").read_text(encoding="utf-8")
+    model = PrefectYamlModel.model_validate(yaml.safe_load(text))
+    [dep] = [d for d in model.deployments if d.name == "trading"]
+    limit = dep.concurrency_limit
+    assert not isinstance(limit, int) and limit is not None
+    assert (limit.limit, limit.collision_strategy) == (1, "CANCEL_NEW")
+    from prefect.client.schemas.objects import ConcurrencyLimitStrategy
+
+    assert ConcurrencyLimitStrategy(limit.collision_strategy) is ConcurrencyLimitStrategy.CANCEL_NEW
