@@ -30,6 +30,8 @@ def check_fraction(v: object) -> object:
     """Refuse a percent written where a fraction is expected, naming the fraction to write."""
     if isinstance(v, bool):
         raise ValueError("should be a fraction such as 0.05, not true/false")
+    if isinstance(v, Decimal) and not v.is_finite():
+        return v  # a NaN Decimal cannot be compared; the field's own bounds refuse it
     if isinstance(v, int | float | Decimal) and 1 < v <= 100:
         percent = Decimal(str(v)).normalize()
         raise ValueError(f"{percent:f} looks like a percent: write {percent / 100:f} for {percent:f} %")
