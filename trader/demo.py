@@ -44,7 +44,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(func=run)
 
 
+DEMO_DATA = PROJECT_DIR / "data" / "KRW-ETH_15m_2024.parquet"  # what flows/demo.py replays
+
+
+def start_problem(start: str, data: Path = DEMO_DATA) -> str | None:
+    """A --start the demo's data does not reach (it would replay nothing): the message, or None."""
+    import pandas as pd
+
+    from trader.marketdata.candles import slice_time
+
+    if not data.exists():
+        return None
+    frame = pd.read_parquet(data, columns=["ts_ms"]) if "ts_ms" in _columns(data) else None
+    if frame is None or len(slice_time(frame, start, None)):
+        return None
+    last = pd.Timestamp(int(frame["ts_ms"].max()), unit="ms", tz="UTC").tz_convert("Asia/Seoul")
+    return f"--start {start}: {data.name} ends at {last:%Y-%m-%d %H:%M} KST; start before that"
+
+
+def _columns(data: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return list(pq.read_schema(data).names)
+
+
 def run(args: argparse.Namespace) -> int:
+    problem = start_problem(args.start) if args.start else None
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     cmd = [sys.executable, "-m", "flows.demo"]
     for flag in ("strategy", "start", "days", "speed"):
         value = getattr(args, flag)

@@ -403,3 +403,9 @@ def test_fuzz_strategy_mapping_as_yaml_file(tmp_path: Path, data: dict) -> None:
         return  # not representable (a Decimal): nothing to load
     with contextlib.suppress(StrategyConfigError):
         load_strategy(path)
+
+
+def test_demo_start_past_the_data_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--start", "2030-01-01"]) == 2  # before: idled 120 s with 0 ticks, exit 0
+    err = capsys.readouterr().err
+    assert "--start 2030-01-01" in err and "KRW-ETH_15m_2024.parquet ends at 2024-12-31" in err
