@@ -378,14 +378,16 @@ def train_window(wspec: Any, number: int, train: str, test: str) -> dict[str, An
 
 
 def _namespace(params: dict[str, Any]) -> Any:
+    """The flow's parameters through the command's own parser (its types and checks apply)."""
     import argparse
 
-    from trader.optimize.cli import build_parser
+    from trader.optimize.cli import flow_command
 
-    ns = build_parser().parse_args(["--strategy", "-", "--space", "-", "--data", "-", "--trials", "1"])
-    for key, value in params.items():
-        setattr(ns, "json" if key == "json_out" else key, value)
-    return ns if isinstance(ns, argparse.Namespace) else argparse.Namespace(**vars(ns))
+    given = {("json" if k == "json_out" else k): v for k, v in params.items()}
+    argv = flow_command(argparse.Namespace(**given))[3:]  # drop "python -m flows.optimize"
+    if params.get("html"):
+        argv += ["--html", str(params["html"])]
+    return build_parser().parse_args(argv)
 
 
 def _run_name() -> str:
@@ -485,11 +487,14 @@ def _walk_forward(spec: Any, params: dict[str, Any], state: dict[str, Any]) -> d
 
     result = walk_forward(spec, wins, optimise)
     state["publisher"].windows(result["windows"])
+    every = []
     for row in result["windows"]:
         row["trials"] = trials(load_study(replace_name(spec, row["study"])))
+        every += [{"window": row["index"], **t} for t in row["trials"]]
     last = result["windows"][-1]
     return {"spec": spec.to_dict(),
-            "best": {"params": last["best_params"], "value": last["in_sample"]["value"]}, **result}
+            "best": {"params": last["best_params"], "value": last["in_sample"]["value"]},
+            "trials": every, **result}
 
 
 def replace_name(spec: Any, study_name: str) -> Any:
@@ -541,7 +546,10 @@ def main(argv: list[str] | None = None) -> int:
     from trader.strategy.config import StrategyConfigError
 
     args = build_parser().parse_args(argv)
-    params = {("json_out" if k == "json" else k): v for k, v in vars(args).items() if k != "local"}
+    # flow parameters are JSON values: the parser's typed values (Decimal KRW, paths) go as text
+    params = {("json_out" if k == "json" else k): (v if v is None or isinstance(v, (str, int, float, bool))
+                                                   else str(v))
+              for k, v in vars(args).items() if k != "local"}
     try:  # every input error before Prefect or Dask start, with the entry it is about
         spec = build_spec(args)
         check_spec(spec)
