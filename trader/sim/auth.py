@@ -4,6 +4,7 @@ The hash input differs between clients: the docs and the official SDK hash the *
 `k=v&…` string (arrays as `k[]=v`), pyupbit hashes the percent-encoded `urlencode` output with
 only `[]` left raw. Rather than guess which client is calling, the server computes the few
 plausible renderings of the parameters it received and accepts the request when one matches.
+The hash is SHA512, as Upbit's (`query_hash_alg` absent or "SHA512"); anything else is a 401.
 """
 
 from __future__ import annotations
@@ -128,18 +129,18 @@ class Authenticator:
             return payload
         if not qh:
             raise _err("invalid_query_payload", _MSG_PAYLOAD)
-        alg = str(payload.get("query_hash_alg") or "SHA512").lower().replace("-", "")
-        try:
-            hasher = getattr(hashlib, alg)
-        except AttributeError as exc:
-            raise _err("invalid_query_payload", _MSG_PAYLOAD) from exc
-        if not any(_matches(hasher, c, qh) for c in hash_candidates(raw_query, raw_body, json_body)):
+        # Upbit hashes with SHA512 only (the default when the field is absent); any other name —
+        # including other hashlib attributes such as `new` or `md5` — is a bad payload, never a call
+        alg = payload.get("query_hash_alg", "SHA512")
+        if not isinstance(alg, str) or alg.upper() != "SHA512" or not isinstance(qh, str):
+            raise _err("invalid_query_payload", _MSG_PAYLOAD)
+        if not any(_matches(c, qh) for c in hash_candidates(raw_query, raw_body, json_body)):
             raise _err("invalid_query_payload", _MSG_PAYLOAD)
         return payload
 
 
-def _matches(hasher: object, text: str, expected: str) -> bool:
-    return hasher(text.encode()).hexdigest() == expected  # type: ignore[operator]
+def _matches(text: str, expected: str) -> bool:
+    return hashlib.sha512(text.encode()).hexdigest() == expected
 
 
 def make_token(access_key: str, secret_key: str, params: Iterable[tuple[str, str]] | None = None,

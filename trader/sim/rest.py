@@ -2,7 +2,8 @@
 
 Every answer goes through `_respond`: injected faults first, then (Exchange API) JWT checks,
 then the per-group rate limit whose `Remaining-Req` header every 2xx carries. Exchange errors
-have string names; Quotation errors integer names, as Upbit sends them.
+have string names; Quotation errors integer names, as Upbit sends them. Bodies: over 1 MiB → 413
+before parsing, malformed JSON → 400 (trader/sim/params.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from trader.sim.book import level_text
 from trader.sim.listing import CLOSED_MAX_LIMIT, bad_page, closed_in_window
 from trader.sim.market import DAY_MS, MINUTE_UNITS, PERIODS, SECONDS_KEPT_MS, parse_day_time
 from trader.sim.matching import SimError
-from trader.sim.params import RequestData, read_request
+from trader.sim.params import BadBody, RequestData, read_request
 from trader.sim.ratelimit import origin_caller, too_many
 from trader.sim.ws import parse_level
 from trader.timeutil import datetime_to_ms
@@ -161,6 +162,9 @@ class RestApi:
                 else:
                     header = sim.limiter.check(group, host)
                 return _json(fn(rd, request), 200, {"Remaining-Req": header})
+            except BadBody as err:  # Quotation errors carry integer names
+                return _json(quote_error(err.status, INVALID if err.status == 400 else err.message).body(),
+                             err.status)
             except SimError as err:
                 return _json(err.body(), err.status)
 
