@@ -409,3 +409,26 @@ def test_demo_start_past_the_data_is_refused(capsys: pytest.CaptureFixture[str])
     assert main(["demo", "--start", "2030-01-01"]) == 2  # before: idled 120 s with 0 ticks, exit 0
     err = capsys.readouterr().err
     assert "--start 2030-01-01" in err and "KRW-ETH_15m_2024.parquet ends at 2024-12-31" in err
+
+
+TYPED_OPTIONS = [("backtest", "--from"), ("backtest", "--krw"), ("backtest", "--json"), ("sim", "--port"),
+                 ("sim", "--host"), ("sim", "--speed"), ("sim", "--krw"), ("sim", "--start"), ("run", "--db"),
+                 ("run", "--until-ts"), ("run", "--max-runtime-s"), ("run", "--sim-speed"),
+                 ("report", "--date"),
+                 ("report", "--out"), ("report", "--market"), ("demo", "--days"), ("optimize", "--trials"),
+                 ("optimize", "--storage")]
+REQUIRED = {"run": ["--strategy", "s.yaml"], "optimize": ["--strategy", "s", "--space", "p", "--data", "d",
+                                                          "--trials", "1"]}
+
+
+@settings(max_examples=300, deadline=None)
+@given(which=st.sampled_from(TYPED_OPTIONS), value=st.text(max_size=40))
+def test_fuzz_command_line_values(which: tuple[str, str], value: str) -> None:
+    """Any text for a typed option parses or is a usage error (exit 2): never another exception."""
+    from trader.cli import build_parser
+
+    command, option = which
+    try:
+        build_parser().parse_args([command, *REQUIRED.get(command, []), f"{option}={value}"])
+    except SystemExit as exc:
+        assert exc.code == 2
