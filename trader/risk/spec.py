@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from trader.strategy.config import check_fraction  # the percent hint, shared with the strategy file
+
 
 class TradingState(StrEnum):
     """NautilusTrader's trading state: all orders / exits only / no new entries until reset."""
@@ -24,18 +26,6 @@ class TradingState(StrEnum):
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def check_fraction(v: object) -> object:
-    """Refuse a percent written where a fraction is expected, naming the fraction to write."""
-    if isinstance(v, bool):
-        raise ValueError("should be a fraction such as 0.05, not true/false")
-    if isinstance(v, Decimal) and not v.is_finite():
-        return v  # a NaN Decimal cannot be compared; the field's own bounds refuse it
-    if isinstance(v, int | float | Decimal) and 1 < v <= 100:
-        percent = Decimal(str(v)).normalize()
-        raise ValueError(f"{percent:f} looks like a percent: write {percent / 100:f} for {percent:f} %")
-    return v
 
 
 class StopLossGuard(_Model):

@@ -37,16 +37,20 @@ MAX_DURATION_S = 10 * 365 * 86_400  # 10 years: past it a duration is a typo (an
 MAX_INTERVAL_MS = 366 * 86_400_000  # a candle interval of at most a year
 
 
-
-def _check_fraction(v: object) -> object:
-    # the portfolio file's hint, shared; imported here since trader.risk imports this module
-    from trader.risk.spec import check_fraction
-
-    return check_fraction(v)
+def check_fraction(v: object) -> object:
+    """Refuse a percent written where a fraction is expected, naming the fraction to write."""
+    if isinstance(v, bool):
+        raise ValueError("should be a fraction such as 0.05, not true/false")
+    if isinstance(v, Decimal) and not v.is_finite():
+        return v  # a NaN Decimal cannot be compared; the field's own bounds refuse it
+    if isinstance(v, int | float | Decimal) and 1 < v <= 100:
+        percent = Decimal(str(v)).normalize()
+        raise ValueError(f"{percent:f} looks like a percent: write {percent / 100:f} for {percent:f} %")
+    return v
 
 
 # a fraction of 1 (stop_loss: 0.03); a percent written instead (3) is refused naming 0.03
-Fraction = Annotated[float, BeforeValidator(_check_fraction)]
+Fraction = Annotated[float, BeforeValidator(check_fraction)]
 Seconds = Annotated[float, Field(le=MAX_DURATION_S, allow_inf_nan=False)]
 
 # Exits that protect capital always go out at market (never wait on a limit that may not fill).
