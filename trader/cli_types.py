@@ -228,3 +228,17 @@ def krw_or_zero(text: str) -> Decimal:
     if text.strip() in ("0", "0.0"):
         return Decimal(0)
     return krw(text)
+
+
+def http_url(text: str) -> str:
+    """An http(s) URL with a host (a simulator's base URL, e.g. http://127.0.0.1:8765)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http URL such as http://127.0.0.1:8765")
+    return text

@@ -25,7 +25,7 @@ EXIT_USAGE = 2
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paper", action="store_true", help="trade on the simulator, not on Upbit")
-    p.add_argument("--sim-url", help="simulator to use with --paper (default: start one)")
+    p.add_argument("--sim-url", type=t.http_url, help="simulator to use with --paper (default: start one)")
     p.add_argument(
         "--db", type=t.db_url,
         help="database URL (default: TRADER_DATABASE_URL or var/trader.db; paper: var/paper*.db)"
@@ -176,10 +176,11 @@ def _paper_only_error(args: argparse.Namespace) -> str | None:
 
 
 def _sim_data_problem(args: argparse.Namespace, market: str) -> str | None:
-    """A simulator started here must replay the strategy's market: the message naming both, or None."""
+    """A simulator started here must replay the strategy's market from a readable file: the message
+    naming both markets (or the file's bad line and column), or None."""
     if not args.paper or args.sim_url:
         return None
-    from trader.marketdata.candles import MarketDataError, check_data_market
+    from trader.marketdata.candles import MarketDataError, check_data_market, load_frame
     from trader.sim.app import DEFAULT_DATA
 
     data = args.sim_data or DEFAULT_DATA
@@ -188,6 +189,8 @@ def _sim_data_problem(args: argparse.Namespace, market: str) -> str | None:
     try:
         check_data_market(market, data, fix=f"give --sim-data a {market} candle file{example}, or a strategy "
                           "for the file's market")
+        if args.sim_data:  # the simulator would die on a bad cell with its message lost in a traceback
+            load_frame(args.sim_data)
     except MarketDataError as exc:
         return str(exc)
     return None

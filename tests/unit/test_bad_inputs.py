@@ -432,3 +432,19 @@ def test_fuzz_command_line_values(which: tuple[str, str], value: str) -> None:
         build_parser().parse_args([command, *REQUIRED.get(command, []), f"{option}={value}"])
     except SystemExit as exc:
         assert exc.code == 2
+
+
+def test_paper_run_on_a_bad_sim_data_file_is_refused(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "KRW-ETH_15m.csv"
+    path.write_text(HEAD + "1704067200000,100,110,90,,1,105\n")
+    assert main(["run", "--paper", "--strategy", str(DEMO), "--sim-data", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path} line 2: column close: an empty cell or NaN" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("url", ["ftp://h", "http://", "garbage", "http://h:99999"])
+def test_bad_sim_url(capsys: pytest.CaptureFixture[str], url: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--paper", "--strategy", str(DEMO), "--sim-url", url])
+    assert exit_.value.code == 2 and "argument --sim-url" in capsys.readouterr().err

@@ -124,8 +124,8 @@ def _to_ms(values: pd.Series, zone: str, source: str, column: str) -> np.ndarray
     bad = stamps.isna().to_numpy()
     if bad.any():
         pos = int(np.flatnonzero(bad)[0])
-        raise MarketDataError(f"{_where(source, pos)}: column {column}: {values.iloc[pos]!r} is not a "
-                              "date/time")
+        raise MarketDataError(f"{_where(source, pos)}: column {column}: {_shown(values.iloc[pos])} is not "
+                              "a date/time")
     return stamps.dt.tz_convert("UTC").dt.as_unit("ms").astype("int64").to_numpy(dtype=np.int64)
 
 
@@ -145,8 +145,18 @@ def _numbers(frame: pd.DataFrame, column: str, source: str, *, positive: bool) -
     if bad.any():
         pos = int(np.flatnonzero(bad)[0])
         want = "a positive number" if positive else "a number ≥ 0"
-        raise MarketDataError(f"{_where(source, pos)}: column {column}: {raw.iloc[pos]!r} is not {want}")
+        shown = _shown(raw.iloc[pos])
+        raise MarketDataError(f"{_where(source, pos)}: column {column}: {shown} is not {want}")
     return values
+
+
+def _shown(value: object) -> str:
+    """A cell as the user wrote it: 'abc', -1.0, or 'an empty cell or NaN'."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or (isinstance(value, float) and value != value):
+        return "an empty cell or NaN"
+    return repr(value)
 
 
 def is_tick_frame(frame: pd.DataFrame) -> bool:
