@@ -180,3 +180,29 @@ def test_a_market_the_exchange_does_not_list_is_refused_at_start(tmp_path: Path,
     assert rc == 2, out + err[-3000:]
     assert f"error: KRW-BTC is not listed by the exchange at {sim.base_url} (it lists KRW-ETH)" in err
     assert "Traceback" not in err
+
+
+class _Listing:
+    def __init__(self, rows: Any) -> None:
+        self.rows = rows
+
+    async def markets(self) -> Any:
+        if isinstance(self.rows, BaseException):
+            raise self.rows
+        return self.rows
+
+
+async def test_the_listing_check_names_a_few_listed_markets_and_lets_an_unreachable_exchange_pass() -> None:
+    from trader.compose import ComposeError, check_listed
+    from trader.upbit.errors import RetryableError
+
+    rows = [{"market": f"KRW-C{i:02d}"} for i in range(12)] + [{"market": "BTC-ETH"}]
+    with pytest.raises(ComposeError) as exc:
+        await check_listed(_Listing(rows), "KRW-BTC", "http://x", lambda m: None)
+    assert str(exc.value) == ("KRW-BTC is not listed by the exchange at http://x (it lists "
+                              + ", ".join(f"KRW-C{i:02d}" for i in range(10)) + " and 2 more)")
+    await check_listed(_Listing(rows), "BTC-ETH", "http://x", lambda m: None)  # listed: no error
+    warnings: list[str] = []
+    await check_listed(_Listing(RetryableError(0, "network_error", "ConnectError")), "KRW-BTC", "http://x",
+                       warnings.append)
+    assert warnings == ["could not check that KRW-BTC is listed at http://x: 0 network_error: ConnectError"]
