@@ -39,7 +39,7 @@ def test_example_loads():
     assert spec.risk.max_open_positions == 2
     assert spec.risk.daily_loss_limit is not None and spec.risk.stop_loss_guard is not None
     assert spec.name == "btc-eth-xrp" and not spec.is_dynamic
-    default = load_strategy(EXAMPLES / "default.yaml")
+    default = load_strategy(EXAMPLES / "volatility_breakout.yaml")
     for market in spec.markets:
         cfg = spec.strategy_for(market)
         assert cfg.market == market
