@@ -92,12 +92,13 @@ class BatchStats:
     trials: int = 0
     busy_s: float = 0.0  # Σ seconds inside run_worker (study load, data load, trials)
     wall_s: float = 0.0  # Σ batch phases' wall time (first submit to last result)
-    connect_s: float = 0.0  # starting or reaching the cluster (once per run)
+    connect_s: float = 0.0  # starting or reaching the cluster and warming its workers (once per run)
+    probe_s: float = FIRST_TRIAL_S  # one trial timed on the slowest worker while warming up
     workers: set[str] = field(default_factory=set)
 
     @property
     def trial_s(self) -> float:
-        return self.busy_s / self.trials if self.trials else FIRST_TRIAL_S
+        return self.busy_s / self.trials if self.trials else self.probe_s
 
     @property
     def overhead_share(self) -> float:
@@ -120,6 +121,7 @@ class BatchStats:
             "wall_s": round(self.wall_s, 3),
             "connect_s": round(self.connect_s, 3),
             "trial_s": round(self.trial_s, 4),
+            "probe_s": round(self.probe_s, 4),
             "overhead_share": round(self.overhead_share, 4),
             "run_overhead_share": round(self.run_overhead_share, 4),
             "workers": sorted(self.workers),
@@ -128,15 +130,17 @@ class BatchStats:
 
 def plan_batch(remaining: int, free_slots: int, trial_s: float, overhead_s: float,
                target: float = TARGET_OVERHEAD) -> int:
-    """Trials for the next batch: enough that overhead_s is under `target` of the batch's time,
-    twice that for margin, but no more than an even share of what is left (so the slots finish
-    together instead of one running a long tail alone)."""
+    """Trials for the next batch: at least enough that overhead_s is `target` of the batch's time;
+    up to twice that while it is under a quarter of each free slot's share of what is left (later
+    batches are sized from what earlier ones measured, and the slots end together instead of one
+    running a long tail alone); never more than that even share."""
     if remaining <= 0:
         return 0
     trial_s = max(trial_s, 1e-4)
     floor_n = math.ceil(overhead_s * (1 - target) / (target * trial_s))
-    share = math.ceil(remaining / max(free_slots, 1))
-    return max(1, min(remaining, share, 2 * floor_n))
+    slots = max(free_slots, 1)
+    share, quarter = math.ceil(remaining / slots), math.ceil(remaining / (4 * slots))
+    return max(1, min(remaining, share, max(floor_n, min(2 * floor_n, quarter))))
 
 
 @task(name="optuna-batch", task_run_name="batch-{label}", persist_result=False)
@@ -158,14 +162,21 @@ def optuna_batch(spec: Any, n_trials: int, worker: int, label: str) -> dict[str,
 
 def warm_worker(spec: Any) -> int:
     """Run on every Dask worker before the first batch: import the task engine and the trial code,
-    load the data file and its cached trades (a worker does this once, not per batch or trial)."""
+    load the data file and its cached trades (once per worker, not per batch or trial); returns
+    the seconds one trial took there."""
     import prefect.task_engine  # noqa: F401  (a fresh worker process pays this import once, here)
 
     from trader.optimize.cache import cached_trades, market_file
+    from trader.optimize.space import base_values
+    from trader.optimize.study import space_of
+    from trader.optimize.trial import evaluate
 
     market_file(spec.data)
     cached_trades(spec.data, seed=spec.seed, ticks_per_candle=spec.ticks_per_candle)
-    return os.getpid()
+    # one backtest of the strategy as given, timed: the first batches are sized from it
+    t0 = time.perf_counter()
+    evaluate(spec, base_values(space_of(spec), spec.strategy))
+    return time.perf_counter() - t0
 
 
 def _slots(runner: Any) -> int:
@@ -195,7 +206,8 @@ def run_batches(spec: Any, stats: BatchStats, *, prefix: str = "", progress: Any
     if not stats.slots:  # first call of the run: reach the cluster, ready each worker once
         t0 = time.perf_counter()
         stats.slots = _slots(runner)
-        runner.client.run(warm_worker, spec)
+        probes = runner.client.run(warm_worker, spec).values()
+        stats.probe_s = max(probes) if probes else FIRST_TRIAL_S
         stats.connect_s = time.perf_counter() - t0
     study = _load(spec)
     pending: dict[Any, int] = {}  # distributed future → trials asked
@@ -204,8 +216,11 @@ def run_batches(spec: Any, stats: BatchStats, *, prefix: str = "", progress: Any
     measured: list[float] = []
     seq = 0
     t_start = time.perf_counter()
+    # bookkeeping of our own, not the study's count: a running batch's finished trials are in the
+    # study and in its ask, and counting both would leave a free slot idle until it ends
+    done_before, ran = finished(study), 0
     while True:
-        left = spec.trials - finished(study) - sum(pending.values())
+        left = spec.trials - done_before - ran - sum(pending.values())
         while len(pending) < stats.slots and left > 0:
             n = plan_batch(left, stats.slots - len(pending), stats.trial_s, overhead_s)
             seq += 1
@@ -227,6 +242,7 @@ def run_batches(spec: Any, stats: BatchStats, *, prefix: str = "", progress: Any
             out = fut.result()
             stats.batches += 1
             stats.trials += out["ran"]
+            ran += out["ran"]
             stats.busy_s += out["seconds"]
             stats.workers.add(out["worker"])
             measured.append(max(0.0, time.perf_counter() - fut.submitted_at - out["seconds"]))

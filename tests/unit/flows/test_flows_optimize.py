@@ -15,8 +15,11 @@ def test_batches_are_big_enough_for_the_overhead_target_but_share_what_is_left()
     # 0.2 s of overhead at 0.1 s a trial: 38 trials keep it at 5 % (37 would not); twice that
     assert fo.plan_batch(1000, 2, trial_s=0.1, overhead_s=0.2) == 76
     assert 0.2 / (0.2 + 38 * 0.1) <= 0.05 < 0.2 / (0.2 + 37 * 0.1)
+    # twice only while that is under a quarter of a slot's share: 100 left on 2 slots → 13, so 38
+    assert fo.plan_batch(100, 2, trial_s=0.1, overhead_s=0.2) == 38
+    # 200 trials of 1.1 s with 0.5 s a batch: 9 keep 5 %, 18 is under the quarter (25)
+    assert fo.plan_batch(200, 2, trial_s=1.1, overhead_s=0.5) == 18
     # never more than an even share of what is left, so the slots end together
-    assert fo.plan_batch(100, 2, trial_s=0.1, overhead_s=0.2) == 50
     assert fo.plan_batch(3, 2, trial_s=0.1, overhead_s=0.2) == 2
     assert fo.plan_batch(1, 4, trial_s=5.0, overhead_s=0.0) == 1
     assert fo.plan_batch(0, 2, trial_s=0.1, overhead_s=0.2) == 0
@@ -28,6 +31,7 @@ def test_overhead_share_is_slot_time_outside_run_worker() -> None:
     assert stats.run_overhead_share == pytest.approx(1 - 38 / 50)
     assert stats.trial_s == pytest.approx(0.19)
     assert fo.BatchStats().overhead_share == 0.0 and fo.BatchStats().trial_s == fo.FIRST_TRIAL_S
+    assert fo.BatchStats(probe_s=0.7).trial_s == 0.7  # before a batch has measured, the warm-up probe
 
 
 def test_runner_takes_the_run_parameters_address_or_worker_count() -> None:
