@@ -120,3 +120,22 @@ def test_the_trading_deployment_runs_one_at_a_time_and_cancels_a_second() -> Non
     from prefect.client.schemas.objects import ConcurrencyLimitStrategy
 
     assert ConcurrencyLimitStrategy(limit.collision_strategy) is ConcurrencyLimitStrategy.CANCEL_NEW
+
+
+async def test_a_trading_flow_on_an_account_and_database_held_by_another_trader_fails_at_once(
+    prefect_server: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make_sim: Any
+) -> None:
+    from trader.instance import acquire
+
+    sim = make_sim(rate_limit=False)
+    db_url = f"sqlite:///{tmp_path / 'paper.db'}"
+    attempts = _counting(monkeypatch)
+    held = acquire(db_url, sim.access_key, "")  # the other trader
+    try:
+        state = await _quiet(retries=3)(sim_url=sim.base_url, db_url=db_url, order_subflows=False,
+                                        return_state=True)
+    finally:
+        held.release()
+    assert state.is_failed()
+    assert "another trader holds this account and database: pid " in str(state.message)
+    assert len(attempts) == 1
