@@ -396,14 +396,25 @@ def train_window(wspec: Any, number: int, train: str, test: str) -> dict[str, An
 def _namespace(params: dict[str, Any]) -> Any:
     """The flow's parameters through the command's own parser (its types and checks apply)."""
     import argparse
+    import contextlib
+    import io
+    from pathlib import Path
 
     from trader.optimize.cli import flow_command
 
+    for key in ("json_out", "best_yaml", "html"):  # a run from the UI may name a new folder
+        if params.get(key) and params[key] != "-":
+            Path(params[key]).parent.mkdir(parents=True, exist_ok=True)
     given = {("json" if k == "json_out" else k): v for k, v in params.items()}
     argv = flow_command(argparse.Namespace(**given))[3:]  # drop "python -m flows.optimize"
     if params.get("html"):
         argv += ["--html", str(params["html"])]
-    return build_parser().parse_args(argv)
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            return build_parser().parse_args(argv)
+    except SystemExit:  # argparse's usage error: fail the run with its message, not an exit
+        raise ValueError(err.getvalue().strip().splitlines()[-1]) from None
 
 
 def _run_name() -> str:

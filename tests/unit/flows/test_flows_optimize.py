@@ -103,3 +103,14 @@ def test_the_flows_parser_is_the_optimize_commands_plus_html() -> None:
     ours = {a.dest for a in fo.build_parser()._actions}
     theirs = {a.dest for a in build_parser()._actions}
     assert ours - theirs <= {"html"} and theirs <= ours and "html" in ours
+
+
+def test_flow_parameters_go_through_the_parser_and_make_output_folders(tmp_path) -> None:
+    params = {"strategy": "s.yaml", "space": "sp.yaml", "data": "d.parquet", "trials": 7, "seed": 2,
+              "start": "2024-01-01", "krw": "5000000", "json_out": str(tmp_path / "new" / "r.json"),
+              "html": str(tmp_path / "new2" / "r.html"), "anchored": False}
+    ns = fo._namespace(params)
+    assert (ns.trials, ns.seed, ns.json, ns.html) == (7, 2, params["json_out"], params["html"])
+    assert (tmp_path / "new").is_dir() and (tmp_path / "new2").is_dir()
+    with pytest.raises(ValueError, match="--trials"):
+        fo._namespace({**params, "trials": 0})
