@@ -129,8 +129,9 @@ class BatchStats:
 
 
 def plan_batch(remaining: int, free_slots: int, trial_s: float, overhead_s: float,
-               target: float = TARGET_OVERHEAD) -> int:
-    """Trials for the next batch: at least enough that overhead_s is `target` of the batch's time;
+               target: float = TARGET_OVERHEAD / 2) -> int:
+    """Trials for the next batch: at least enough that overhead_s is `target` of the batch's time
+    (half the 5 % budget: the other half is for the slots' uneven end);
     up to twice that while it is under a quarter of each free slot's share of what is left (later
     batches are sized from what earlier ones measured, and the slots end together instead of one
     running a long tail alone); never more than that even share."""

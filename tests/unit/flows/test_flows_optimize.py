@@ -12,14 +12,17 @@ from flows import optimize as fo
 
 
 def test_batches_are_big_enough_for_the_overhead_target_but_share_what_is_left() -> None:
-    # 0.2 s of overhead at 0.1 s a trial: 38 trials keep it at 5 % (37 would not); twice that
-    assert fo.plan_batch(1000, 2, trial_s=0.1, overhead_s=0.2) == 76
+    # at a 5 % target, 0.2 s of overhead at 0.1 s a trial: 38 trials keep it at 5 % (37 would not)
+    assert fo.plan_batch(1000, 2, trial_s=0.1, overhead_s=0.2, target=0.05) == 76  # twice 38
     assert 0.2 / (0.2 + 38 * 0.1) <= 0.05 < 0.2 / (0.2 + 37 * 0.1)
-    # twice only while that is under a quarter of a slot's share: 100 left on 2 slots → 13, so 38
-    assert fo.plan_batch(100, 2, trial_s=0.1, overhead_s=0.2) == 38
-    # 200 trials of 1.1 s with 0.5 s a batch: 9 keep 5 %, 18 is under the quarter (25)
-    assert fo.plan_batch(200, 2, trial_s=1.1, overhead_s=0.5) == 18
+    # by default half the 5 % (the rest is for the uneven end): at least 78; twice that only up to
+    # a quarter of each slot's share (1000 on 2 slots → 125)
+    assert fo.plan_batch(1000, 2, trial_s=0.1, overhead_s=0.2) == 125
+    assert 0.2 / (0.2 + 78 * 0.1) <= 0.025 < 0.2 / (0.2 + 77 * 0.1)
+    # 200 trials of 1.1 s with 0.5 s a batch: 18 keep 2.5 %, 36 is over the quarter (25)
+    assert fo.plan_batch(200, 2, trial_s=1.1, overhead_s=0.5) == 25
     # never more than an even share of what is left, so the slots end together
+    assert fo.plan_batch(100, 2, trial_s=0.1, overhead_s=0.2) == 50
     assert fo.plan_batch(3, 2, trial_s=0.1, overhead_s=0.2) == 2
     assert fo.plan_batch(1, 4, trial_s=5.0, overhead_s=0.0) == 1
     assert fo.plan_batch(0, 2, trial_s=0.1, overhead_s=0.2) == 0
