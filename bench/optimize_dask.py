@@ -110,6 +110,9 @@ def show(r: dict) -> None:
           f"worker · overhead {100 * r['overhead_share']:.1f} % of slot time, "
           f"{100 * r['run_overhead_share']:.1f} % counting the cluster's start and warm-up "
           f"({r['connect_s']:.1f} s)")
+    idle = r["slots"] * r["wall_s"] - r["busy_s"] - r["dispatch_s"]
+    print(f"{'':>9}  of which Prefect + Dask dispatch {r['dispatch_s']:.1f} s "
+          f"({r['dispatch_s'] / max(r['batches'], 1):.2f} s a batch), slots idle {idle:.1f} s")
 
 
 def main() -> int:

@@ -94,6 +94,7 @@ class BatchStats:
     wall_s: float = 0.0  # Σ batch phases' wall time (first submit to last result)
     connect_s: float = 0.0  # starting or reaching the cluster and warming its workers (once per run)
     probe_s: float = FIRST_TRIAL_S  # one trial timed on the slowest worker while warming up
+    dispatch_s: float = 0.0  # Σ per batch: submit to result, less its time inside run_worker
     workers: set[str] = field(default_factory=set)
 
     @property
@@ -122,6 +123,7 @@ class BatchStats:
             "connect_s": round(self.connect_s, 3),
             "trial_s": round(self.trial_s, 4),
             "probe_s": round(self.probe_s, 4),
+            "dispatch_s": round(self.dispatch_s, 3),  # the rest of the overhead: slots idle at the end
             "overhead_share": round(self.overhead_share, 4),
             "run_overhead_share": round(self.run_overhead_share, 4),
             "workers": sorted(self.workers),
@@ -247,6 +249,7 @@ def run_batches(spec: Any, stats: BatchStats, *, prefix: str = "", progress: Any
             stats.busy_s += out["seconds"]
             stats.workers.add(out["worker"])
             measured.append(max(0.0, time.perf_counter() - fut.submitted_at - out["seconds"]))
+            stats.dispatch_s += measured[-1]
             overhead_s = max(measured)  # the worst batch so far: sizing errs towards fewer batches
             stopped |= out["ran"] < out["asked"]  # the study is full (another batch got there)
         if progress is not None:
