@@ -9,39 +9,41 @@ import pytest
 from optuna.distributions import FloatDistribution
 
 from flows import optimize as fo
+from flows import optimize_artifacts as fa
+from flows import optimize_batches as fb
 
 
 def test_batches_are_big_enough_for_the_overhead_target_but_share_what_is_left() -> None:
     # at a 5 % target, 0.2 s of overhead at 0.1 s a trial: 38 trials keep it at 5 % (37 would not)
-    assert fo.plan_batch(1000, 2, trial_s=0.1, overhead_s=0.2, target=0.05) == 76  # twice 38
+    assert fb.plan_batch(1000, 2, trial_s=0.1, overhead_s=0.2, target=0.05) == 76  # twice 38
     assert 0.2 / (0.2 + 38 * 0.1) <= 0.05 < 0.2 / (0.2 + 37 * 0.1)
     # by default half the 5 % (the rest is for the uneven end): at least 78; twice that only up to
     # a quarter of each slot's share (1000 on 2 slots → 125)
-    assert fo.plan_batch(1000, 2, trial_s=0.1, overhead_s=0.2) == 125
+    assert fb.plan_batch(1000, 2, trial_s=0.1, overhead_s=0.2) == 125
     assert 0.2 / (0.2 + 78 * 0.1) <= 0.025 < 0.2 / (0.2 + 77 * 0.1)
     # 200 trials of 1.1 s with 0.5 s a batch: 18 keep 2.5 %, 36 is over the quarter (25)
-    assert fo.plan_batch(200, 2, trial_s=1.1, overhead_s=0.5) == 25
+    assert fb.plan_batch(200, 2, trial_s=1.1, overhead_s=0.5) == 25
     # never more than an even share of what is left, so the slots end together
-    assert fo.plan_batch(100, 2, trial_s=0.1, overhead_s=0.2) == 50
-    assert fo.plan_batch(3, 2, trial_s=0.1, overhead_s=0.2) == 2
-    assert fo.plan_batch(1, 4, trial_s=5.0, overhead_s=0.0) == 1
-    assert fo.plan_batch(0, 2, trial_s=0.1, overhead_s=0.2) == 0
+    assert fb.plan_batch(100, 2, trial_s=0.1, overhead_s=0.2) == 50
+    assert fb.plan_batch(3, 2, trial_s=0.1, overhead_s=0.2) == 2
+    assert fb.plan_batch(1, 4, trial_s=5.0, overhead_s=0.0) == 1
+    assert fb.plan_batch(0, 2, trial_s=0.1, overhead_s=0.2) == 0
 
 
 def test_overhead_share_is_slot_time_outside_run_worker() -> None:
-    stats = fo.BatchStats(slots=2, batches=4, trials=200, busy_s=38.0, wall_s=20.0, connect_s=5.0)
+    stats = fb.BatchStats(slots=2, batches=4, trials=200, busy_s=38.0, wall_s=20.0, connect_s=5.0)
     assert stats.overhead_share == pytest.approx(1 - 38 / 40)
     assert stats.run_overhead_share == pytest.approx(1 - 38 / 50)
     assert stats.trial_s == pytest.approx(0.19)
-    assert fo.BatchStats().overhead_share == 0.0 and fo.BatchStats().trial_s == fo.FIRST_TRIAL_S
-    assert fo.BatchStats(probe_s=0.7).trial_s == 0.7  # before a batch has measured, the warm-up probe
+    assert fb.BatchStats().overhead_share == 0.0 and fb.BatchStats().trial_s == fb.FIRST_TRIAL_S
+    assert fb.BatchStats(probe_s=0.7).trial_s == 0.7  # before a batch has measured, the warm-up probe
 
 
 def test_runner_takes_the_run_parameters_address_or_worker_count() -> None:
-    runner = fo.OptimizeTaskRunner(cluster_kwargs=fo.local_cluster_kwargs(2))
+    runner = fb.OptimizeTaskRunner(cluster_kwargs=fb.local_cluster_kwargs(2))
     runner.choose({"dask_address": "tcp://127.0.0.1:8786", "workers": 5})
     assert runner.address == "tcp://127.0.0.1:8786" and runner.cluster_kwargs == {}
-    local = fo.OptimizeTaskRunner(cluster_kwargs=fo.local_cluster_kwargs(2))
+    local = fb.OptimizeTaskRunner(cluster_kwargs=fb.local_cluster_kwargs(2))
     local.choose({"workers": 3})
     assert local.address is None
     assert local.cluster_kwargs == {"n_workers": 3, "threads_per_worker": 1, "processes": True,
@@ -49,7 +51,7 @@ def test_runner_takes_the_run_parameters_address_or_worker_count() -> None:
 
 
 def test_artifact_keys_are_lowercase_dashes() -> None:
-    assert fo.artifact_key("optimize", "My_Study.wf01", "7dd19d15", "leaderboard") == (
+    assert fa.artifact_key("optimize", "My_Study.wf01", "7dd19d15", "leaderboard") == (
         "optimize-my-study-wf01-7dd19d15-leaderboard")
 
 
@@ -67,7 +69,7 @@ def _study() -> optuna.Study:
 
 def test_leaderboard_markdown_ranks_scored_trials_and_counts_the_pruned_as_done() -> None:
     spec = SimpleNamespace(study_name="s1", trials=10, objective="return_pct")
-    text = fo.leaderboard_markdown(_study(), spec, started=0.0)
+    text = fa.leaderboard_markdown(_study(), spec, started=0.0)
     lines = text.splitlines()
     assert lines[0].startswith("**s1** · 3/10 trials · best return_pct 3.25 · ")
     assert lines[0].endswith(" KST")
@@ -82,7 +84,7 @@ def test_windows_markdown_lists_spans_and_both_samples() -> None:
              "test": {"start": "2024-01-08T00:00:00+09:00", "end": "2024-01-15T00:00:00+09:00"},
              "best_params": {"b": 2, "a": 0.5}, "in_sample": {"value": 1.25, "return_pct": 1.25},
              "out_of_sample": {"return_pct": -0.5, "trades": 3}}]
-    lines = fo.windows_markdown(rows, "sharpe").splitlines()
+    lines = fa.windows_markdown(rows, "sharpe").splitlines()
     assert lines[0].startswith("| window | train (KST) | test (KST) | IS sharpe |")
     assert lines[2] == ("| 1 | 2024-01-01T00:00:00+09:00 → 2024-01-08T00:00:00+09:00 "
                         "| 2024-01-08T00:00:00+09:00 → 2024-01-15T00:00:00+09:00 "
