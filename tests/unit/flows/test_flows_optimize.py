@@ -13,18 +13,19 @@ from flows import optimize_artifacts as fa
 from flows import optimize_batches as fb
 
 
-def test_batches_are_big_enough_for_the_overhead_target_but_share_what_is_left() -> None:
-    # at a 5 % target, 0.2 s of overhead at 0.1 s a trial: 38 trials keep it at 5 % (37 would not)
-    assert fb.plan_batch(1000, 2, trial_s=0.1, overhead_s=0.2, target=0.05) == 76  # twice 38
-    assert 0.2 / (0.2 + 38 * 0.1) <= 0.05 < 0.2 / (0.2 + 37 * 0.1)
-    # by default half the 5 % (the rest is for the uneven end): at least 78; twice that only up to
-    # a quarter of each slot's share (1000 on 2 slots → 125)
-    assert fb.plan_batch(1000, 2, trial_s=0.1, overhead_s=0.2) == 125
+def test_batches_take_half_a_slots_share_but_enough_to_keep_the_overhead_down() -> None:
+    # half of each slot's even share: 200 left on 2 slots → 50, then 150 left → 38 (they shrink)
+    assert fb.plan_batch(200, 2, trial_s=1.1, overhead_s=0.5) == 50
+    assert fb.plan_batch(150, 2, trial_s=1.1, overhead_s=0.5) == 38
+    # ... but at least what keeps 0.2 s of overhead at 2.5 % of 0.1 s trials: 78 (77 would not)
+    assert fb.plan_batch(100, 4, trial_s=0.1, overhead_s=0.2) == 25  # capped by the even share
+    assert fb.plan_batch(400, 2, trial_s=0.1, overhead_s=0.2) == 100
+    assert fb.plan_batch(200, 2, trial_s=0.1, overhead_s=0.2) == 78
     assert 0.2 / (0.2 + 78 * 0.1) <= 0.025 < 0.2 / (0.2 + 77 * 0.1)
-    # 200 trials of 1.1 s with 0.5 s a batch: 18 keep 2.5 %, 36 is over the quarter (25)
-    assert fb.plan_batch(200, 2, trial_s=1.1, overhead_s=0.5) == 25
-    # never more than an even share of what is left, so the slots end together
-    assert fb.plan_batch(100, 2, trial_s=0.1, overhead_s=0.2) == 50
+    # at a 5 % target: 38 trials keep it at 5 %
+    assert fb.plan_batch(200, 2, trial_s=0.1, overhead_s=0.2, target=0.05) == 50
+    assert fb.plan_batch(120, 2, trial_s=0.1, overhead_s=0.2, target=0.05) == 38
+    # never more than what is left, at least one
     assert fb.plan_batch(3, 2, trial_s=0.1, overhead_s=0.2) == 2
     assert fb.plan_batch(1, 4, trial_s=5.0, overhead_s=0.0) == 1
     assert fb.plan_batch(0, 2, trial_s=0.1, overhead_s=0.2) == 0
