@@ -60,8 +60,11 @@ def test_empty_range_names_low_and_high(demo):
 
 
 def test_value_outside_the_field_is_named(demo):
+    # the strategy's own validation answers (here its percent hint: 1.5 meant as 1.5 %)
     _raises({"params": {"exits.stop_loss": {"low": 0.01, "high": 1.5}}}, demo,
-            "params.exits.stop_loss", "1.5", "less than 1")
+            "params.exits.stop_loss", "1.5", "write 0.015 for 1.5 %")
+    _raises({"params": {"exits.stop_loss": {"low": 0.01, "high": 150}}}, demo,
+            "params.exits.stop_loss", "150")
 
 
 @pytest.mark.parametrize("entry,error", [
