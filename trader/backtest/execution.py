@@ -181,11 +181,12 @@ class BacktestExecution:
 
     # ---- plumbing --------------------------------------------------------------------------------
     def _plan(self, intent: Intent, price: float, step: policy.NextStep | None) -> policy.PlannedOrder:
-        balances = self.client.accounts_now()
-        coin = balances.get(currencies_of(intent.market)[1])
+        # the exchange's free coin, as `accounts` reports it (read directly: a backtest order
+        # otherwise paid for rendering and parsing every account's JSON)
+        coin_free = self.client.exchange.balance(currencies_of(intent.market)[1])[0]
         krw_free = self.portfolio.krw - self.reserved_krw()  # as the order manager's `_krw_free`
         return policy.plan_order(
-            intent, krw_free=krw_free, coin_free=coin.balance if coin else _ZERO,
+            intent, krw_free=krw_free, coin_free=coin_free,
             price_ref=to_decimal(price),
             remaining=step.remaining if step else None, ord_type=step.ord_type if step else None,
             limit_price=step.limit_price if step else None,
