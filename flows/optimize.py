@@ -18,7 +18,10 @@ trading rules and the trial itself live in `trader/optimize`; nothing here re-im
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -226,6 +229,38 @@ def build_parser() -> Any:
     return p
 
 
+@contextlib.contextmanager
+def prefect_api() -> Iterator[None]:
+    """Offline Prefect settings (as the demo has them). With no server named, a temporary one
+    (home var/prefect) whose URL the run and its Dask workers share: left to themselves, each
+    worker process would start a temporary server of its own, its task runs invisible to the flow's."""
+    from deployments.env import OFFLINE_ENV
+
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+    if os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from trader.config import load_settings
+
+    os.environ.setdefault("PREFECT_HOME", str((load_settings().var_dir / "prefect").resolve()))
+    server = SubprocessASGIServer()
+    server.start(timeout=int(OFFLINE_ENV["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]))
+    os.environ["PREFECT_API_URL"] = server.api_url  # inherited by the LocalCluster's processes
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield
+    finally:
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)  # the run's last log lines, while the server is still there
+        os.environ.pop("PREFECT_API_URL", None)
+        server.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     from trader.marketdata.candles import MarketDataError
     from trader.optimize.cli import build_spec, render_leaderboard, render_windows
@@ -250,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     except (SpaceError, StorageError, StrategyConfigError, MarketDataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    doc = optimize(**params)
+    with prefect_api():
+        doc = optimize(**params)
     if doc.get("windows"):
         print(render_windows(doc))
     else:

@@ -116,17 +116,19 @@ class BatchStats:
 
 
 def plan_batch(remaining: int, slots: int, trial_s: float, overhead_s: float,
-               target: float = TARGET_OVERHEAD / 2) -> int:
+               target: float = TARGET_OVERHEAD / 2, free_slots: int | None = None) -> int:
     """Trials for the next batch: half of each slot's even share of what is left, so batches
     shrink towards the end and the slots finish together (measured: two batches of 100 left a
     slot idle 31 s of 264); but at least enough that overhead_s is `target` of the batch's time
-    (half the 5 % budget, the other half is for the uneven end), and never more than the share."""
+    (half the 5 % budget, the other half is for the uneven end), and never more than the share
+    of each slot free now (`free_slots`, default all)."""
     if remaining <= 0:
         return 0
     trial_s = max(trial_s, 1e-4)
     floor_n = math.ceil(overhead_s * (1 - target) / (target * trial_s))
     slots = max(slots, 1)
-    share, half = math.ceil(remaining / slots), math.ceil(remaining / (2 * slots))
+    share = math.ceil(remaining / max(free_slots or slots, 1))
+    half = math.ceil(remaining / (2 * slots))
     return max(1, min(remaining, share, max(floor_n, half)))
 
 
@@ -209,7 +211,8 @@ def run_batches(spec: Any, stats: BatchStats, *, prefix: str = "", progress: Any
     while True:
         left = spec.trials - done_before - ran - sum(pending.values())
         while len(pending) < stats.slots and left > 0:
-            n = plan_batch(left, stats.slots, stats.trial_s, overhead_s)
+            n = plan_batch(left, stats.slots, stats.trial_s, overhead_s,
+                           free_slots=stats.slots - len(pending))
             seq += 1
             fut = optuna_batch.submit(spec, n, seq, f"{prefix}{seq}")
             pending[fut.wrapped_future], futures[fut.wrapped_future] = n, fut

@@ -25,6 +25,9 @@ def test_batches_take_half_a_slots_share_but_enough_to_keep_the_overhead_down() 
     # at a 5 % target: 38 trials keep it at 5 %
     assert fb.plan_batch(200, 2, trial_s=0.1, overhead_s=0.2, target=0.05) == 50
     assert fb.plan_batch(120, 2, trial_s=0.1, overhead_s=0.2, target=0.05) == 38
+    # a short study: 12 trials of 0.1 s on 2 free slots → 6 each, not 6 then 3
+    assert fb.plan_batch(12, 2, trial_s=0.1, overhead_s=0.5, free_slots=2) == 6
+    assert fb.plan_batch(6, 2, trial_s=0.1, overhead_s=0.5, free_slots=1) == 6
     # never more than what is left, at least one
     assert fb.plan_batch(3, 2, trial_s=0.1, overhead_s=0.2) == 2
     assert fb.plan_batch(1, 4, trial_s=5.0, overhead_s=0.0) == 1
