@@ -76,3 +76,20 @@ def pg_url() -> str:
             pytest.fail(problem)
         pytest.skip(problem)
     return PG_URL
+
+
+OPTUNA_DB = "optuna_test"  # Optuna's own database, never the product's (it brings its alembic_version)
+
+
+@pytest.fixture
+def optuna_pg(pg_url: str) -> str:
+    """A PostgreSQL URL for Optuna studies: a database of its own beside `test`, made on first use."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        query = sa.text("SELECT 1 FROM pg_database WHERE datname = :n")
+        if not conn.execute(query, {"n": OPTUNA_DB}).first():
+            conn.execute(sa.text(f'CREATE DATABASE "{OPTUNA_DB}"'))
+    engine.dispose()
+    return pg_url.rsplit("/", 1)[0] + "/" + OPTUNA_DB

@@ -7,8 +7,6 @@ import uuid
 from pathlib import Path
 
 import optuna
-import pytest
-import sqlalchemy as sa
 import yaml
 
 from trader.optimize.study import OptimizeSpec, create_study, finished, leaderboard, run_worker, trials
@@ -17,7 +15,6 @@ ROOT = Path(__file__).resolve().parents[3]
 STRATEGY = ROOT / "trader" / "strategy" / "examples" / "demo.yaml"
 SPACE = ROOT / "trader" / "strategy" / "examples" / "demo.space.yaml"
 DATA = ROOT / "data" / "KRW-ETH_15m_2024.parquet"
-OPTUNA_DB = "optuna_test"  # never the product's test database: Optuna brings its own alembic_version
 
 
 def _spec(storage: str, name: str) -> OptimizeSpec:
@@ -53,18 +50,6 @@ def _check(spec: OptimizeSpec, ran: list[int]) -> None:
     assert len(set(points)) == len(points)  # the two workers did not propose the same points
     board = leaderboard(study, 1)
     assert board[0]["value"] == max(r["value"] for r in rows if r["value"] is not None)
-
-
-@pytest.fixture
-def optuna_pg(pg_url: str) -> str:
-    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        query = sa.text("SELECT 1 FROM pg_database WHERE datname = :n")
-        exists = conn.execute(query, {"n": OPTUNA_DB}).first()
-        if not exists:
-            conn.execute(sa.text(f'CREATE DATABASE "{OPTUNA_DB}"'))
-    engine.dispose()
-    return pg_url.rsplit("/", 1)[0] + "/" + OPTUNA_DB
 
 
 def test_postgresql_study_shared_by_two_processes(optuna_pg, tmp_path, monkeypatch):

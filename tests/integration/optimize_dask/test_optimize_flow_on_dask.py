@@ -17,28 +17,14 @@ from pathlib import Path
 
 import optuna
 import pytest
-import sqlalchemy as sa
 
 from tests.integration.optimize_dask.conftest import ROOT, DaskCluster
 
 STRATEGY = ROOT / "trader" / "strategy" / "examples" / "demo.yaml"
 SPACE = ROOT / "trader" / "strategy" / "examples" / "demo.space.yaml"
 DATA = ROOT / "data" / "KRW-ETH_15m_2024.parquet"
-OPTUNA_DB = "optuna_test"  # Optuna's own database, never the product's (its alembic_version)
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture
-def optuna_pg(pg_url: str) -> str:
-    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        query = sa.text("SELECT 1 FROM pg_database WHERE datname = :n")
-        exists = conn.execute(query, {"n": OPTUNA_DB}).first()
-        if not exists:
-            conn.execute(sa.text(f'CREATE DATABASE "{OPTUNA_DB}"'))
-    engine.dispose()
-    return pg_url.rsplit("/", 1)[0] + "/" + OPTUNA_DB
 
 
 def _run_cli(cluster: DaskCluster, api: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:
